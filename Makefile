@@ -1,0 +1,36 @@
+# The two commands of the README:  `make book`  and  `make test`.
+# Each one sets up .venv from requirements.txt (+ constraints.txt) on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Keep the run offline and quiet: the book never needs the hub by default.
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export HF_HUB_DISABLE_TELEMETRY = 1
+export PYDEVD_DISABLE_FILE_VALIDATION = 1
+export MPLBACKEND = Agg
+
+.PHONY: setup book test lint clean
+
+$(BIN)/.installed: requirements.txt constraints.txt pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+setup: $(BIN)/.installed
+
+book: setup
+	$(BIN)/jupyter-book build . --warningiserror --keep-going
+
+test: setup
+	$(BIN)/python -m pytest tests book --nbval-lax -v --durations=20
+
+lint: setup
+	$(BIN)/python -m pip install --quiet ruff
+	$(BIN)/ruff check helpers tests
+
+clean:
+	rm -rf _build

@@ -1,0 +1,7 @@
+"""Circuits, Executable: the one home of the book's analysis code; notebooks import it."""
+
+from .device import describe, get_device, get_dtype, seed_everything
+from .models import ChecksumError, ModelUnavailableError, load_model
+
+__all__ = ["ChecksumError", "ModelUnavailableError", "describe", "get_device", "get_dtype",
+           "load_model", "seed_everything"]
