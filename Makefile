@@ -9,6 +9,8 @@ export TRANSFORMERS_OFFLINE ?= 1
 export HF_HUB_DISABLE_TELEMETRY = 1
 export PYDEVD_DISABLE_FILE_VALIDATION = 1
 export MPLBACKEND = Agg
+# Plotly figures as self-contained HTML (plotly.js from its CDN) so the book's pages show them.
+export PLOTLY_RENDERER ?= notebook_connected
 
 .PHONY: setup book test lint clean
 
