@@ -187,8 +187,8 @@ def save_random_gpt2(out_dir: str | Path, size: str = "small", seed: int = 0, **
     """
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    shapes = {"small": dict(n_layer=12, n_head=12, n_embd=768, n_positions=1024),
-              "tiny": dict(n_layer=2, n_head=4, n_embd=64, n_positions=128)}
+    shapes = {"small": {"n_layer": 12, "n_head": 12, "n_embd": 768, "n_positions": 1024},
+              "tiny": {"n_layer": 2, "n_head": 4, "n_embd": 64, "n_positions": 128}}
     if size not in shapes:
         raise ValueError(f"size must be one of {sorted(shapes)}")
     torch.manual_seed(seed)

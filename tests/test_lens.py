@@ -1,0 +1,47 @@
+import pytest
+import torch
+
+from helpers import lens, load_model
+
+
+@pytest.fixture(scope="module")
+def run(tiny_gpt2_dir):
+    model = load_model(str(tiny_gpt2_dir), device="cpu", verbose=False)
+    toks = torch.randint(0, 97, (2, 6), generator=torch.Generator().manual_seed(1))
+    logits, cache = model.run_with_cache(toks)
+    return model, toks, logits, cache
+
+
+def test_last_stage_of_logit_lens_is_the_model_output(run):
+    model, _, logits, cache = run
+    stack, labels = lens.residual_stages(model, cache)
+    assert stack.shape[0] == 1 + 2 * model.cfg.n_layers and labels[0] == "emb" and labels[-1] == "L1.mlp"
+    assert torch.allclose(lens.logit_lens(model, stack[-1]), logits, atol=1e-4)
+    ids = torch.tensor([3, 4])
+    assert torch.allclose(lens.logit_lens(model, stack, ids)[-1], logits[..., ids], atol=1e-4)
+
+
+def test_direct_logit_attribution_adds_up(run):
+    model, _, logits, cache = run
+    pos = torch.tensor([5, 5])
+    a, b = torch.tensor([3, 7]), torch.tensor([4, 8])
+    d = lens.logit_diff_direction(model, a, b)
+    heads = lens.direct_logit_attribution(model, cache, pos, d)  # [L, H, batch]
+    assert heads.shape == (2, 4, 2)
+    # the rest of the residual: embeddings, attention biases, MLPs
+    rows = torch.arange(2)
+    resid = cache["blocks.1.hook_resid_post"][rows, pos]
+    rest = cache["blocks.0.hook_resid_pre"][rows, pos] + model.b_O.sum(0)
+    rest = rest + sum(cache[f"blocks.{i}.hook_mlp_out"][rows, pos] for i in range(2))
+    c = resid - resid.mean(-1, keepdim=True)
+    scale = (c.pow(2).mean(-1, keepdim=True) + model.cfg.eps).sqrt()
+    rest_term = ((rest - rest.mean(-1, keepdim=True)) / scale * d).sum(-1)
+    total = heads.sum((0, 1)) + rest_term + (model.b_U[a] - model.b_U[b])
+    target = logits[rows, pos, a] - logits[rows, pos, b]
+    assert torch.allclose(total, target, atol=1e-4)
+
+
+def test_congruence_shape(run):
+    model, *_ = run
+    assert lens.neuron_congruence(model, 1).shape == (model.cfg.d_mlp, model.cfg.d_vocab)
+    assert lens.neuron_congruence(model, 0, torch.tensor([1, 2])).shape == (model.cfg.d_mlp, 2)
