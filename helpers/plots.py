@@ -1,0 +1,90 @@
+"""Thin plotting helpers shared by every chapter.
+
+Attention patterns go through circuitsvis (interactive; its HTML carries its own JavaScript, so it
+renders in Jupyter, Colab and the built book, offline). Curves and matrices are matplotlib figures:
+static images that render everywhere, including the book's HTML, with no JavaScript at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+
+def _np(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=float)
+
+
+def attention_heads(pattern: torch.Tensor, tokens: Sequence[str], head_names: Sequence[str] | None = None):
+    """Interactive view of attention patterns, (heads, T, T) or (T, T), with circuitsvis."""
+    import circuitsvis as cv
+
+    pattern = pattern.detach().float().cpu()
+    if pattern.dim() == 2:
+        pattern = pattern.unsqueeze(0)
+    if pattern.dim() != 3 or pattern.shape[-1] != pattern.shape[-2] or pattern.shape[-1] != len(tokens):
+        raise ValueError(f"pattern must be (heads, T, T) with T = len(tokens) = {len(tokens)}, "
+                         f"got shape {tuple(pattern.shape)}")
+    names = list(head_names) if head_names is not None else [f"head {h}" for h in range(pattern.shape[0])]
+    return cv.attention.attention_heads(attention=pattern, tokens=list(tokens), attention_head_names=names)
+
+
+def lines(series: Mapping[str, Sequence[float]] | Sequence[float], x: Sequence[float] | None = None,
+          title: str = "", xlabel: str = "", ylabel: str = "", logx: bool = False,
+          vlines: Mapping[str, float] | None = None, ax=None):
+    """One or several curves on shared axes (a dict gives a legend); returns the matplotlib Axes."""
+    if not isinstance(series, Mapping):
+        series = {"": series}
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.5))
+    for name, y in series.items():
+        y = _np(y)
+        ax.plot(_np(x) if x is not None else np.arange(len(y)), y, label=name or None)
+    for name, at in (vlines or {}).items():
+        ax.axvline(at, color="grey", linestyle="--", linewidth=1)
+        ax.annotate(name, (at, 1), xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right",
+                    fontsize=8, color="grey")
+    if logx:
+        ax.set_xscale("log")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    if any(series.keys()):
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def heatmap(matrix, title: str = "", xlabel: str = "", ylabel: str = "", cmap: str = "viridis",
+            vmin: float | None = None, vmax: float | None = None, xticks: Sequence[str] | None = None,
+            yticks: Sequence[str] | None = None, annotate: bool = False, ax=None):
+    """A matrix as an image with a colour bar (row 0 at the top); returns the matplotlib Axes."""
+    m = _np(matrix)
+    if m.ndim != 2:
+        raise ValueError(f"heatmap needs a 2-D matrix, got shape {m.shape}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4))
+    im = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
+    ax.figure.colorbar(im, ax=ax, fraction=0.046)
+    if xticks is not None:
+        ax.set_xticks(range(len(xticks)), xticks)
+    if yticks is not None:
+        ax.set_yticks(range(len(yticks)), yticks)
+    if annotate:
+        for (i, j), v in np.ndenumerate(m):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8, color="w")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    return ax
+
+
+def grid(n: int, ncols: int = 3, size: float = 3.6):
+    """A row-major list of ``n`` matplotlib Axes on one figure."""
+    nrows = -(-n // ncols)
+    _, axes = plt.subplots(nrows, min(n, ncols), figsize=(size * min(n, ncols), size * nrows * 0.9),
+                             squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return list(axes.flat[:n])
