@@ -1,0 +1,62 @@
+"""Colored Objects prompts, the task Merullo et al. (2023) took from BIG-bench (Ippolito & Callison-Burch).
+
+"Q: On the table, I see a silver pencil, a green book, and a red pen. What color is the pen? A:"
+-> " red". Three distinct objects with three distinct colors on a surface; the question names one
+of them. The distractor is the color of another listed object. Some objects are held out of the
+training split. The corrupted twin asks about an object that is not on the surface.
+"""
+
+from __future__ import annotations
+
+import random
+
+from . import PromptBatch, article, rng_of, span_of
+
+COLORS = ["red", "blue", "green", "yellow", "black", "white", "orange", "purple", "pink", "brown",
+          "grey", "silver", "gold"]
+OBJECTS = ["pencil", "book", "pen", "cup", "plate", "phone", "key", "bowl", "ball", "hat", "bag",
+           "lamp", "chair", "box", "clock", "shoe", "bottle", "candle", "spoon", "ring"]
+SURFACES = ["table", "desk", "floor", "shelf", "bed", "counter"]
+HELDOUT_OBJECTS = OBJECTS[3::5]
+TRAIN_OBJECTS = [o for o in OBJECTS if o not in HELDOUT_OBJECTS]
+TEMPLATE = "Q: On the {surface}, I see {items}. What color is the {query}? A:"
+
+
+def generate(n: int, split: str = "train", seed: int | random.Random = 0) -> PromptBatch:
+    """``n`` Colored Objects prompts; ``split="test"`` puts one held-out object in every prompt."""
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+    rng = rng_of(seed)
+    texts, corr, answers, distr, spans, meta = [], [], [], [], [], []
+    for _ in range(n):
+        if split == "train":
+            objs = rng.sample(TRAIN_OBJECTS, 3)
+        elif split == "test":
+            objs = [rng.choice(HELDOUT_OBJECTS)] + rng.sample(TRAIN_OBJECTS, 2)
+            rng.shuffle(objs)
+        else:
+            objs = rng.sample(OBJECTS, 3)
+        cols = rng.sample(COLORS, 3)
+        target = rng.randrange(3)
+        pieces = [f"{article(c)} {c} {o}" for c, o in zip(cols, objs)]
+        items = f"{pieces[0]}, {pieces[1]}, and {pieces[2]}"
+        surface = rng.choice(SURFACES)
+        text = TEMPLATE.format(surface=surface, items=items, query=objs[target])
+        other = rng.choice([o for o in OBJECTS if o not in objs])
+        qa = text.rindex(" " + objs[target] + "?") + 1
+        corr.append(text[:qa] + other + text[qa + len(objs[target]):])
+        sp, at = {}, text.index("I see")
+        for k, (c, o) in enumerate(zip(cols, objs), start=1):
+            sp[f"C{k}"] = span_of(text, c, at)
+            sp[f"O{k}"] = span_of(text, o, sp[f"C{k}"][1])
+            at = sp[f"O{k}"][1]
+        sp["COLOR"], sp["OBJECT"] = sp[f"C{target + 1}"], sp[f"O{target + 1}"]
+        sp["QUERY"] = (qa, qa + len(objs[target]))
+        others = [cols[k] for k in range(3) if k != target]
+        texts.append(text)
+        answers.append(" " + cols[target])
+        distr.append(" " + others[0])
+        spans.append(sp)
+        meta.append({"target": target, "colors": cols, "objects": objs, "surface": surface,
+                     "other_colors": others})
+    return PromptBatch("colored_objects", texts, answers, distr, spans, corr, meta)

@@ -1,0 +1,103 @@
+"""Task generators: shapes, splits, positions, and clear errors for non-single-token answers."""
+
+import pytest
+import torch
+
+from helpers.organism import build_tokenizer
+from helpers.tasks import PromptBatch, articles, colored_objects, counting, ioi, make, single_token_id
+from helpers.tasks.repeats import generate_tokens, second_copy_targets, vocab_ids
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return build_tokenizer()
+
+
+@pytest.mark.parametrize("task", ["ioi", "colored_objects", "articles", "counting", "filler"])
+def test_generators_are_deterministic_and_encode(task, tok):
+    a, b = make(task, 20, seed=3), make(task, 20, seed=3)
+    assert a.texts == b.texts and a.answers == b.answers and len(a) == 20
+    enc = a.encode(tok)
+    assert enc.tokens.shape[0] == 20 and (enc.tokens[:, 0] == tok.bos_token_id).all()
+    assert (enc.tokens != tok.unk_token_id).all(), "every generated word is in the organism's vocabulary"
+    assert (enc.end == enc.lengths - 1).all()
+
+
+def test_ioi_positions_and_corruption(tok):
+    b = ioi.generate(50, split="test", seed=1)
+    enc = b.encode(tok)
+    rows = torch.arange(len(b))
+    assert (enc.tokens[rows, enc.positions["IO"]] == enc.answers).all()
+    assert (enc.tokens[rows, enc.positions["S1"]] == enc.distractors).all()
+    assert (enc.tokens[rows, enc.positions["S2"]] == enc.distractors).all()
+    assert (enc.positions["S1"] < enc.positions["S2"]).all() and (enc.positions["S2"] < enc.end).all()
+    diff = enc.tokens != enc.corrupted
+    assert (diff.sum(1) == 1).all() and diff[rows, enc.positions["S2"]].all()  # ABC: S2 -> C only
+    orders = {m["order"] for m in b.meta}
+    assert orders == {"ABBA", "BABA"}
+    for m in b.meta:
+        assert m["IO"] in ioi.HELDOUT_NAMES and m["S"] in ioi.HELDOUT_NAMES
+
+
+def test_ioi_splits_are_disjoint():
+    assert not set(ioi.TRAIN_TEMPLATES) & set(ioi.HELDOUT_TEMPLATES)
+    assert not set(ioi.TRAIN_NAMES) & set(ioi.HELDOUT_NAMES)
+    train = ioi.generate(300, split="train", seed=0)
+    assert all(m["IO"] in ioi.TRAIN_NAMES and m["template"] % 5 != 2 for m in train.meta)
+    with pytest.raises(ValueError, match="split"):
+        ioi.generate(2, split="nope")
+
+
+def test_colored_objects_positions(tok):
+    b = colored_objects.generate(40, split="test", seed=2)
+    enc = b.encode(tok)
+    rows = torch.arange(len(b))
+    assert (enc.tokens[rows, enc.positions["COLOR"]] == enc.answers).all()
+    assert (enc.tokens[rows, enc.positions["OBJECT"]] == enc.tokens[rows, enc.positions["QUERY"]]).all()
+    assert all(set(m["objects"]) & set(colored_objects.HELDOUT_OBJECTS) for m in b.meta)
+    assert (enc.tokens != enc.corrupted).sum(1).eq(1).all()
+
+
+def test_articles_answers_follow_the_noun(tok):
+    b = articles.generate(40, split="test", seed=0)
+    for text, ans, m in zip(b.texts, b.answers, b.meta):
+        assert ans == (" an" if m["noun"][0] in "aeiou" else " a")
+        assert m["noun"] in text and not text.endswith(m["noun"])
+    assert {a for a in b.answers} == {" a", " an"}
+    enc = b.encode(tok)
+    assert enc.tokens.shape == enc.corrupted.shape
+
+
+def test_counting(tok):
+    b = counting.generate(30, split="test", seed=0)
+    for t, a, m in zip(b.texts, b.answers, b.meta):
+        assert m["start"] % 3 == 0 and t.startswith(f"{m['start']},") and int(a) == m["stop"] + 1
+    assert counting.sequence(1, 3) == "1, 2, 3,"
+    assert all(int(a) <= counting.MAX_NUMBER for a in counting.generate(200, seed=1).answers)
+
+
+def test_repeats_cover_the_whole_vocabulary(tok):
+    toks = generate_tokens(tok, 200, seq_len=10, seed=0)
+    assert toks.shape == (200, 21) and (toks[:, 0] == tok.bos_token_id).all()
+    assert torch.equal(toks[:, 1:11], toks[:, 11:])
+    seen = set(toks[:, 1:].flatten().tolist())
+    assert len(seen) > 0.9 * len(vocab_ids(tok)) and tok.bos_token_id not in seen
+    _pos, tgt = second_copy_targets(toks)
+    assert torch.equal(tgt, toks[:, 2:11])
+
+
+def test_non_single_token_answer_is_a_clear_error(tok):
+    with pytest.raises(ValueError, match="Bartholomew"):
+        single_token_id(tok, " Bartholomew")
+    with pytest.raises(ValueError, match="not a single token"):
+        single_token_id(tok, " Mary Mary")
+    bad = PromptBatch("ioi", ["When Mary and John went out, John waved to"], [" Mary Ann"], [" John"])
+    with pytest.raises(ValueError, match="Mary Ann"):
+        bad.encode(tok)
+
+
+def test_corrupted_length_mismatch_is_a_clear_error(tok):
+    bad = PromptBatch("ioi", ["Then, Mary and John left. John said goodbye to"], [" Mary"], [" John"],
+                      corrupted=["Then, Mary and John left. Kate and Bob said goodbye to"])
+    with pytest.raises(ValueError, match="tokens"):
+        bad.encode(tok)
