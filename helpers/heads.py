@@ -121,6 +121,17 @@ def top_head(scores: torch.Tensor, layer: int | None = None) -> tuple[int, int, 
     return layer_, h, float(scores[layer_, h])
 
 
+def cutoff_position(by_position: torch.Tensor, level: float = 0.5) -> int:
+    """Where a diagonal ends for good: 1 + the last query position whose score is >= ``level``.
+
+    ``by_position[i]`` is the score of query position ``i + 1`` (as ``previous_token_scores_by_position``
+    returns it). 1 if no position reaches ``level``; ``len(by_position) + 1`` if the last one does."""
+    if by_position.dim() != 1:
+        raise ValueError(f"expected one score per position, got shape {tuple(by_position.shape)}")
+    above = (by_position >= level).nonzero()
+    return int(above[-1]) + 2 if len(above) else 1
+
+
 @torch.no_grad()
 def positional_pattern(model, layer: int, head: int, n_pos: int | None = None) -> torch.Tensor:
     """The (n_pos, n_pos) attention pattern a head would have from position embeddings alone.

@@ -95,3 +95,13 @@ def test_bad_inputs_are_clear_errors(uniform_model):
         attention_patterns(uniform_model, torch.zeros(N_CTX, dtype=torch.long))
     with pytest.raises(TypeError, match="TransformerLens model"):
         previous_token_scores(torch.nn.Linear(2, 2))
+
+
+def test_cutoff_position():
+    from helpers.heads import cutoff_position
+
+    assert cutoff_position(torch.tensor([0.9, 0.4, 0.8, 0.3, 0.1])) == 4  # positions 1..5; last >= 0.5 is 3
+    assert cutoff_position(torch.tensor([0.9, 0.8])) == 3
+    assert cutoff_position(torch.tensor([0.1, 0.2])) == 1
+    with pytest.raises(ValueError, match="one score per position"):
+        cutoff_position(torch.ones(2, 2))
