@@ -1,0 +1,76 @@
+"""Benchmark: the batched patching engine against the straightforward one-forward-per-variant loop.
+
+Run on its own for the figures: `python -m pytest tests/test_bench_patching.py -s`. Each case checks
+that both give the same metric (max abs diff <= 1e-5), prints both timings and `speedup: N.Nx`, and
+asserts a floor on the speedup well under what is measured on a 2-core CPU (see the closing notes).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from helpers import load_model
+from helpers import patching as P
+from helpers.models import ORGANISM_DIR, save_random_gpt2
+
+
+def _time(fn, repeat: int = 1):
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def compare(name, model, clean, corrupt, variants, metric, hooks, floor):
+    src = P.cache_activations(model, clean, hooks)
+    t_fast, fast = _time(lambda: P.patch_sweep(model, corrupt, src, variants, metric, progress=False), 2)
+    t_slow, slow = _time(lambda: P.patch_one_by_one(model, corrupt, src, variants, metric))
+    diff = (fast - slow).abs().max().item()
+    ratio = t_slow / t_fast
+    print(f"\n[{name}] {len(variants)} variants x {clean.shape[0]} prompts x {clean.shape[1]} tokens: "
+          f"loop {t_slow:.2f}s, batched {t_fast:.2f}s, max|diff| {diff:.1e}, speedup: {ratio:.1f}x")
+    assert diff <= 1e-5
+    assert ratio >= floor, f"speedup {ratio:.1f}x below the floor {floor}x"
+    return ratio
+
+
+@pytest.fixture(scope="module")
+def gpt2_small_shaped(tmp_path_factory):
+    d = save_random_gpt2(tmp_path_factory.mktemp("gpt2s"), "small")
+    return load_model(str(d), device="cpu", verbose=False)
+
+
+def _pair(vocab: int, batch: int, n_pos: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    clean = torch.randint(0, vocab, (batch, n_pos), generator=g)
+    corrupt = clean.clone()
+    corrupt[:, n_pos // 3] = torch.randint(0, vocab, (batch,), generator=g)
+    return clean, corrupt, P.logit_diff_metric(torch.arange(batch), torch.arange(batch) + 100)
+
+
+def test_gpt2_small_shaped_head_position_sweep(gpt2_small_shaped):
+    model = gpt2_small_shaped
+    clean, corrupt, metric = _pair(model.cfg.d_vocab, 2, 8)
+    layers = [6]  # one layer's heads x positions keeps the loop's cost inside the test budget
+    variants, _ = P.head_variants(model.cfg.n_layers, model.cfg.n_heads, n_pos=8, layers=layers)
+    compare("gpt2-small-shaped, heads x positions", model, clean, corrupt, variants, metric,
+            [f"blocks.{i}.attn.hook_z" for i in layers], floor=3.0)
+
+
+@pytest.mark.skipif(not (ORGANISM_DIR / "config.json").exists(), reason="organism not trained yet")
+def test_organism_sweeps():
+    model = load_model("organism", device="cpu", verbose=False)
+    clean, corrupt, metric = _pair(model.cfg.d_vocab, 8, 16)
+    n_l, n_h = model.cfg.n_layers, model.cfg.n_heads
+    variants, _ = P.head_variants(n_l, n_h, n_pos=16)
+    compare("organism, heads x positions", model, clean, corrupt, variants, metric,
+            [f"blocks.{i}.attn.hook_z" for i in range(n_l)], floor=5.0)
+    layer = n_l - 1
+    variants, _ = P.neuron_variants(layer, model.cfg.d_mlp)
+    compare("organism, neurons of the last layer", model, clean, corrupt, variants, metric,
+            [f"blocks.{layer}.mlp.hook_post"], floor=20.0)
