@@ -28,7 +28,7 @@ book: setup
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 
 test: setup
-	$(BIN)/python -m pytest tests book --nbval-lax -v --durations=20
+	$(BIN)/python -m pytest tests book --nbval-lax --nbval-current-env -v --durations=20
 
 lint: setup
 	$(BIN)/python -m pip install --quiet ruff
