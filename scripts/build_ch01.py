@@ -59,6 +59,7 @@ MIN_PERIOD, MAX_PERIOD = 2, 16  # periods of the patterns: each is fully shown w
 D_MODEL = 64                   # width of the residual stream (one head per layer, d_head = D_MODEL)
 STEPS, BATCH = 1500, 64        # training steps and sequences per step
 LR, WEIGHT_DECAY = 1e-3, 0.1   # AdamW
+GPT2_MODEL = "gpt2-small"      # section 8, online only: the same head scores on GPT-2 (skipped offline)
 """, kind="params")
 
 code("describe", """
@@ -396,6 +397,15 @@ plt.tight_layout()
 plt.show()
 """)
 
+md("s7-control-read", """
+The control's diagonal runs to about position 45 and stops there too: a key that late is never needed,
+because after it there is no room left for another showing of a pattern. The rule is the same in both
+runs — *the previous-token head works exactly as far along the sequence as some later query needs it* —
+and the position embeddings follow: in the control they stay distinct to the end. (Note also how the two
+induction heads differ: the main run's copies from the *first* showing of the pattern, hence its stripes
+end at key 16; the control's copies from the *most recent* one.)
+""")
+
 code("puzzle-table", """
 LATE = N_CTX - 8   # the control needs the previous token up to about N_CTX - MIN_PERIOD; stop a little before
 rows = {}
@@ -434,8 +444,40 @@ main task without it (`--weight-decay 0`, not rerun here to keep the chapter sho
 WD0_SENTENCE
 """)
 
+md("s8-gpt2", """
+## 8. The same scores on GPT-2 small (online only)
+
+The head scores are written for any TransformerLens model, so with access to the Hugging Face hub the
+same calls score GPT-2 small's 144 heads (with a BOS token first, as GPT-2 expects). Offline, the cell
+says so and moves on.
+""")
+
+code("gpt2", """
+try:
+    gpt2 = helpers.load_model(GPT2_MODEL)
+except helpers.ModelUnavailableError as err:
+    gpt2 = None
+    print(f"skipped (offline): {err}")
+gpt2_summary = "not run here (offline)"
+if gpt2 is not None:
+    bos = gpt2.tokenizer.bos_token_id
+    g_prev = heads.previous_token_scores(gpt2, batch=8, bos=bos)
+    g_ind = heads.induction_scores(gpt2, half=50, batch=8, bos=bos)
+    pl, ph, pv = heads.top_head(g_prev)
+    il, ih, iv = heads.top_head(g_ind)
+    g_by_pos = heads.previous_token_scores_by_position(gpt2, batch=8, bos=bos)[pl, ph]
+    gpt2_summary = (f"best previous-token head L{pl}H{ph} ({pv:.2f}), best induction head L{il}H{ih} ({iv:.2f}); "
+                    f"its diagonal ends at position {heads.cutoff_position(g_by_pos)} of {len(g_by_pos)}")
+    axes = plots.grid(2, ncols=2, size=4.5)
+    plots.heatmap(g_prev, title="GPT-2: previous-token scores", xlabel="head", ylabel="layer", ax=axes[0])
+    plots.heatmap(g_ind, title="GPT-2: induction scores", xlabel="head", ylabel="layer", ax=axes[1])
+    plt.tight_layout()
+    plt.show()
+print(gpt2_summary)
+""")
+
 md("s8", """
-## 8. What holds, and what differs
+## 9. What holds, and what differs
 
 The seed's second part (fine-tuning GPT-2 small on a "most frequent token" task to see the IOI circuit
 move) is taken up in chapters 4 and 5.
@@ -449,7 +491,7 @@ pd.DataFrame([
      f"same logits as GPT2LMHeadModel, max diff {logit_diff:.0e}"],
     ["2 layers x 1 head, attention-only, trained on periodic sequences, form a previous-token + induction circuit",
      "seed 000: 'almost systematically'; Olsson et al.: induction heads in every model with >= 2 layers",
-     "GPT-2 small has several induction heads (Olsson et al.); not run here",
+     f"several induction heads (Olsson et al.); here: {gpt2_summary}",
      f"previous-token score {prev_early:.2f} (positions < {MAX_PERIOD}), induction score {induction:.2f}; "
      "3 of 3 seeds"],
     ["Induction heads form in a sudden phase change",
@@ -458,7 +500,7 @@ pd.DataFrame([
     ["Repeated tokens become predictable in context", "Olsson et al.: in-context loss drop", "—",
      f"loss {first:.2f} -> {second:.2f} nats from the first to the second copy"],
     ["Attention diagonals stop about a third of the way",
-     "seed 000: observed, unexplained (guess: unlearned positions, weight decay)", "no: GPT-2 is trained on text",
+     "seed 000: observed, unexplained (guess: unlearned positions, weight decay)", "no: text needs the previous token everywhere",
      f"reproduced: cut-off at position {cut} of {N_CTX}; previous-token score {main_late:.2f} after it"],
     ["... because the task never needs late positions",
      "seed 000: hypothesis", "—",
