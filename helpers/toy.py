@@ -13,6 +13,7 @@ Two data distributions:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -121,3 +122,22 @@ def phase_change_step(losses: list[float], window: int = 50) -> int:
     smooth = F.avg_pool1d(x.view(1, 1, -1), window, stride=1).view(-1)   # moving average
     drop = smooth[:-window] - smooth[window:]                             # fall over the next `window` steps
     return int(drop.argmax()) + window
+
+
+def loss_floor(cfg: ToyConfig) -> float:
+    """The lowest mean next-token loss any model can reach on the ``"periodic"`` task (nats a token).
+
+    Before the pattern repeats, token i is either a new token (uniform over the V - i unseen ones) or, if
+    the period is exactly i, the first token again; once it has repeated, everything is determined."""
+    if cfg.distribution != "periodic":
+        raise ValueError("loss_floor is computed for the 'periodic' distribution only")
+    periods = range(cfg.min_period, cfg.max_period + 1)
+    total = 0.0
+    for p in periods:
+        nats = 0.0
+        for i in range(1, p + 1):                      # predicting the token at position i
+            alive = sum(1 for q in periods if q >= i)  # periods still possible after i distinct tokens
+            p_repeat = (1.0 if i in periods else 0.0) / alive
+            nats -= math.log(p_repeat) if i == p else math.log((1 - p_repeat) / (cfg.vocab_size - i))
+        total += nats / (cfg.n_ctx - 1)
+    return total / len(periods)

@@ -74,7 +74,7 @@ import torch
 
 import helpers
 from helpers import heads, plots
-from helpers.toy import ToyConfig, periodic_batch, phase_change_step, train_toy
+from helpers.toy import ToyConfig, loss_floor, periodic_batch, phase_change_step, train_toy
 from helpers.transformer import Block, Transformer, TransformerConfig, export_gpt2, to_hf
 
 helpers.seed_everything(SEED)
@@ -170,15 +170,21 @@ plt.show()
 """)
 
 md("s3-why", """
-Where does the final loss come from? In a sequence of period `p`, the first `p` tokens are unpredictable
-(about $\\ln(32 - k)$ nats each for the $k$-th distinct token) and every later token is determined. With
-`N_CTX = 48` and periods 2–16 that floor is about 0.55 nats a token; the model gets close to it.
+Where does the final loss come from? In a sequence of period `p`, the tokens before the first repeat are
+unpredictable (the $k$-th new token is one of the $32 - k$ not yet seen) and every later token is
+determined. `helpers.toy.loss_floor` computes the best loss any model could reach on this task; the
+trained model gets within a few hundredths of a nat of it.
+""")
+
+code("floor", """
+floor = loss_floor(main_cfg)
+print(f"best possible loss {floor:.3f} nats a token; trained model {losses[-100:].mean():.3f}")
 """)
 
 code("assert-training", """
 # Thresholds: scripts/bench_toy_seeds.py, seeds 0-2 (see the table at the end of section 7).
 assert losses[:50].mean() > 3.0, "training should start near ln(VOCAB)"
-assert losses[-100:].mean() < LOSS_MAX, "the induction circuit should bring the loss near its floor"
+assert losses[-100:].mean() - floor < LOSS_GAP_MAX, "the induction circuit should bring the loss near its floor"
 assert phase < PHASE_MAX, "the phase change should happen early in training"
 """)
 
@@ -420,7 +426,9 @@ puzzle
 """)
 
 md("s7-sweep", """
-**Measured across seeds** (`python scripts/bench_toy_seeds.py --seeds 0 1 2`, these settings; 2 CPU cores):
+**Measured across seeds** (`python scripts/bench_toy_seeds.py --seeds 0 1 2`, these settings; the script
+trains on one thread, the notebook on two, so the last digits of seed 0 differ slightly). The loss floor
+is 0.613 nats; the assert thresholds in this chapter sit well below the worst seed:
 
 SWEEP_TABLE
 """)
@@ -510,7 +518,7 @@ pd.DataFrame([
 """)
 
 #: Assert thresholds, with margin below the worst of seeds 0-2 in scripts/bench_toy_seeds.py (see SWEEP).
-THRESHOLDS = {"LOSS_MAX": "0.8", "PHASE_MAX": "300", "PREV_EARLY_MIN": "0.7", "INDUCTION_MIN": "0.6",
+THRESHOLDS = {"LOSS_GAP_MAX": "0.2", "PHASE_MAX": "300", "PREV_EARLY_MIN": "0.7", "INDUCTION_MIN": "0.6",
               "ICL_SECOND_MAX": "2.0", "ICL_DROP_MIN": "2.0", "MAIN_LATE_MAX": "0.2", "CUT_LO": "14", "CUT_HI": "20",
               "CONTROL_LATE_MIN": "0.8", "MAIN_COS_MIN": "0.5", "CONTROL_COS_MAX": "0.45"}
 
