@@ -36,7 +36,9 @@ def test_ioi_positions_and_corruption(tok):
     orders = {m["order"] for m in b.meta}
     assert orders == {"ABBA", "BABA"}
     for m in b.meta:
-        assert m["IO"] in ioi.HELDOUT_NAMES and m["S"] in ioi.HELDOUT_NAMES
+        assert ioi.heldout_pair(m["IO"], m["S"]) and m["IO"] in ioi.TRAIN_NAMES
+    for m in ioi.generate(20, split="test_names", seed=1).meta:
+        assert m["IO"] in ioi.HELDOUT_NAMES and m["S"] in ioi.TRAIN_NAMES
 
 
 def test_ioi_splits_are_disjoint():
@@ -44,6 +46,8 @@ def test_ioi_splits_are_disjoint():
     assert not set(ioi.TRAIN_NAMES) & set(ioi.HELDOUT_NAMES)
     train = ioi.generate(300, split="train", seed=0)
     assert all(m["IO"] in ioi.TRAIN_NAMES and m["template"] % 5 != 2 for m in train.meta)
+    assert not any(ioi.heldout_pair(m["IO"], m["S"]) for m in train.meta)
+    assert not set(articles.TRAIN["fruit"]) & set(articles.HELDOUT["fruit"])
     with pytest.raises(ValueError, match="split"):
         ioi.generate(2, split="nope")
 

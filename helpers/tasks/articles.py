@@ -1,9 +1,10 @@
 """a/an prompts where the article depends on a noun the model has not written yet (Neo & Miller, 2023).
 
 "I climbed up the pear tree and picked a pear. I climbed up the apple tree and picked" -> " an".
-Each template names a noun in a cue and then asks for the article of that noun; an example
-sentence with another noun first shows the pattern. Vowel and consonant nouns are balanced; some
-templates are held out of training. The corrupted twin swaps the cue noun for one of the other
+Each template names a noun in a cue ("I climbed up the apple tree") and then asks for the article
+of that noun; an example sentence with another noun first shows the pattern. Templates are cue x
+action compositions; a fifth of them are held out of training (their words all occur in training).
+Vowel and consonant nouns are balanced. The corrupted twin swaps the cue noun for one of the other
 article.
 """
 
@@ -22,23 +23,26 @@ NOUNS = {
     "thing": (["umbrella", "egg", "envelope", "oven", "engine"],
               ["hammer", "candle", "basket", "pillow", "ladder", "bucket", "blanket"]),
 }
-TEMPLATES = {
-    "fruit": ["I climbed up the {x} tree and picked {ax}. I climbed up the {y} tree and picked",
-              "She walked to the {x} stand and bought {ax}. She walked to the {y} stand and bought",
-              "The farmer grows {x} trees and sold me {ax}. The farmer grows {y} trees and sold me",
-              "We saw the {x} tree and ate {ax}. We saw the {y} tree and ate"],
-    "animal": ["At the zoo I saw the {x} house and fed {ax}. Then I saw the {y} house and fed",
-               "The book about the {x} had a picture of {ax}. The book about the {y} had a picture of",
-               "He drew the {x} cage and painted {ax}. He drew the {y} cage and painted",
-               "We read the {x} story and met {ax}. We read the {y} story and met"],
-    "thing": ["I went to the {x} shop and bought {ax}. I went to the {y} shop and bought",
-              "The {x} box was open, so she took {ax}. The {y} box was open, so she took",
-              "He looked in the {x} drawer and found {ax}. He looked in the {y} drawer and found",
-              "We opened the {x} crate and took out {ax}. We opened the {y} crate and took out"],
+#: Cue phrases per category (the noun fills ``{n}``) and actions; a template is cue + action, twice.
+CUES = {
+    "fruit": ["I climbed up the {n} tree", "She walked to the {n} stand", "The farmer grew the {n} tree",
+              "We looked at the {n} tree"],
+    "animal": ["At the zoo I saw the {n} house", "He read the book about the {n}", "We looked at the {n} cage",
+               "She drew the {n} cage"],
+    "thing": ["I went to the {n} shop", "She opened the {n} box", "He looked in the {n} drawer",
+              "We walked to the {n} shop"],
 }
-#: The last template of each category is held out of training.
-HELDOUT = {cat: tpls[-1:] for cat, tpls in TEMPLATES.items()}
-TRAIN = {cat: tpls[:-1] for cat, tpls in TEMPLATES.items()}
+ACTIONS = ["picked", "bought", "found", "took", "got"]
+
+
+def _template(cue: str, action: str) -> str:
+    return f"{cue.format(n='{x}')} and {action} {{ax}}. {cue.format(n='{y}')} and {action}"
+
+
+TEMPLATES = {cat: [_template(c, a) for c in cues for a in ACTIONS] for cat, cues in CUES.items()}
+#: Every fifth cue/action composition is held out of training (each cue and action occurs in both).
+HELDOUT = {cat: [t for i, t in enumerate(tpls) if i % 5 == i // 5 % 5] for cat, tpls in TEMPLATES.items()}
+TRAIN = {cat: [t for t in tpls if t not in HELDOUT[cat]] for cat, tpls in TEMPLATES.items()}
 
 
 def generate(n: int, split: str = "train", seed: int | random.Random = 0) -> PromptBatch:

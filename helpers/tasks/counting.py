@@ -1,4 +1,4 @@
-"""Counting prompts: "1, 2, 3, 4," -> " 5" (numbers up to 40, so two-digit numbers occur).
+"""Counting prompts: "1, 2, 3, 4," -> " 5" (numbers up to 30, so two-digit numbers occur).
 
 Training sequences start anywhere except at multiples of 3; the held-out split starts at multiples
 of 3 (and the seed's canonical "1, 2, 3," prompts are in the ``"canonical"`` split). The distractor
@@ -11,7 +11,7 @@ import random
 
 from . import PromptBatch, rng_of
 
-MAX_NUMBER = 40
+MAX_NUMBER = 30
 
 
 def sequence(start: int, stop: int) -> str:

@@ -2,7 +2,8 @@
 
 "When Mary and John went to the store, John gave a drink to" -> " Mary". Templates are composed
 from an opening, a middle and an ending (BABA and ABBA orders of the two names); a fixed fifth of
-the compositions and a fixed fifth of the names are held out of training for evaluation. Each
+the compositions and a fifth of the (IO, S) name pairs are held out of training for evaluation;
+four names never occur in IOI training at all (split ``"test_names"``, a harder check). Each
 clean prompt has an ABC-corrupted twin (the second mention of S replaced by a third name), of the
 same length in tokens, and the character spans of IO, S1 and S2.
 """
@@ -42,20 +43,42 @@ TEMPLATES = [_template(o, m, e) for o, m, e in itertools.product(OPENINGS, MIDDL
 #: Every fifth composition (offset so each opening, middle and ending occurs in both splits).
 HELDOUT_TEMPLATES = [t for i, t in enumerate(TEMPLATES) if i % 5 == 2]
 TRAIN_TEMPLATES = [t for i, t in enumerate(TEMPLATES) if i % 5 != 2]
-HELDOUT_NAMES = NAMES[4::5]
+#: Four names never occur in IOI training (only in filler text): the "unseen names" split.
+HELDOUT_NAMES = NAMES[9::10]
 TRAIN_NAMES = [n for n in NAMES if n not in HELDOUT_NAMES]
+
+
+def heldout_pair(a: str, b: str) -> bool:
+    """Whether the (unordered) name pair is held out of training: a fixed fifth of all pairs."""
+    i, j = sorted((NAMES.index(a), NAMES.index(b)))
+    return (i * 7 + j * 3) % 5 == 0
+
+
+SPLITS = ("train", "test", "test_names", "all")
 
 
 def _pools(split: str) -> tuple[list[str], list[str]]:
     if split == "train":
         return TRAIN_TEMPLATES, TRAIN_NAMES
-    if split == "test":  # unseen templates and unseen names: the strict held-out set
-        return HELDOUT_TEMPLATES, HELDOUT_NAMES
-    if split == "test_templates":  # unseen templates, names seen in training (new pairs)
+    if split == "test":  # unseen templates and unseen (IO, S) pairs of names seen in training
         return HELDOUT_TEMPLATES, TRAIN_NAMES
+    if split == "test_names":  # unseen templates, IO a name never seen in IOI training
+        return HELDOUT_TEMPLATES, NAMES
     if split == "all":
         return TEMPLATES, NAMES
-    raise ValueError(f"split must be 'train', 'test', 'test_templates' or 'all', got {split!r}")
+    raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+
+
+def _names(rng: random.Random, pool: list[str], split: str) -> tuple[str, str, str]:
+    """(IO, S, C) for a split: training pairs avoid held-out pairs, test pairs are held out."""
+    while True:
+        if split == "test_names":
+            io = rng.choice(HELDOUT_NAMES)
+            s, c = rng.sample([n for n in TRAIN_NAMES], 2)
+            return io, s, c
+        io, s, c = rng.sample(pool, 3)
+        if split == "all" or heldout_pair(io, s) == (split == "test"):
+            return io, s, c
 
 
 def fill(template: str, io: str, s: str, place: str, obj: str, order: str) -> str:
@@ -76,7 +99,7 @@ def generate(n: int, split: str = "train", seed: int | random.Random = 0, order:
     texts, corr, answers, distr, spans, meta = [], [], [], [], [], []
     for i in range(n):
         tpl = rng.choice(tpls)
-        io, s, c = rng.sample(pool, 3)
+        io, s, c = _names(rng, pool, split) if names is None else rng.sample(pool, 3)
         place, obj = rng.choice(PLACES), rng.choice(OBJECTS)
         o = order or ("ABBA" if i % 2 == 0 else "BABA")
         text = fill(tpl, io, s, place, obj, o)

@@ -1,0 +1,84 @@
+"""The shipped organism: offline loading, checksum protection, and the GPT-2 path on a random GPT-2-small.
+
+The GPT-2-small-shaped test uses random weights and the organism's word-level tokenizer (GPT-2's own
+tokenizer cannot be downloaded here), with ``vocab_size`` set to match: it proves that shapes, hook
+names, memory and every generator's prompts go through the same ``load_model`` path, not findings.
+"""
+
+import os
+import shutil
+
+import pytest
+import torch
+
+from helpers.models import ORGANISM_DIR, ChecksumError, load_model, save_random_gpt2
+from helpers.organism import build_tokenizer
+from helpers.tasks import make
+from helpers.tasks.evaluate import evaluate_batch, evaluate_induction
+
+pytestmark = pytest.mark.skipif(not (ORGANISM_DIR / "model.safetensors").exists(),
+                                reason="organism checkpoint not built")
+
+
+@pytest.fixture(scope="module")
+def organism():
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"
+    return load_model("organism", device="cpu", verbose=False)
+
+
+def test_organism_loads_offline_with_bos(organism):
+    toks = organism.to_tokens("When Mary and John went to the store, John gave a drink to")
+    assert toks[0, 0].item() == organism.tokenizer.bos_token_id
+    assert organism.to_str_tokens(" Mary", prepend_bos=False) == ["Mary"]
+    assert organism.cfg.n_heads > 1 and organism.cfg.d_mlp > 0
+
+
+def test_checkpoints_load():
+    tags = sorted(p.name for p in (ORGANISM_DIR / "checkpoints").iterdir())
+    assert tags, "intermediate checkpoints are shipped"
+    m = load_model(f"organism@{tags[0]}", device="cpu", verbose=False)
+    assert m.cfg.n_layers >= 2
+
+
+def test_corrupted_checkpoint_is_refused(tmp_path):
+    bad = tmp_path / "organism"
+    shutil.copytree(ORGANISM_DIR, bad, ignore=shutil.ignore_patterns("checkpoints"))
+    blob = bytearray((bad / "model.safetensors").read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    (bad / "model.safetensors").write_bytes(bytes(blob))
+    with pytest.raises(ChecksumError, match="corrupted"):
+        load_model(str(bad), device="cpu", verbose=False)
+
+
+def test_organism_clears_the_bar_quickly(organism):
+    res = evaluate_batch(organism, make("ioi", 100, split="test", seed=5))
+    assert res["accuracy"] >= 0.9
+    assert evaluate_induction(organism, n=20, seed=5)["accuracy"] >= 0.85
+
+
+def test_gpt2_small_shaped_model_runs_every_generator(tmp_path):
+    tok = build_tokenizer()
+    out = save_random_gpt2(tmp_path / "gpt2_small_random", "small", vocab_size=len(tok),
+                           bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    tok.save_pretrained(out)
+    model = load_model(str(out), device="cpu", verbose=False)
+    assert (model.cfg.n_layers, model.cfg.n_heads, model.cfg.d_model) == (12, 12, 768)
+    for task in ("ioi", "colored_objects", "articles", "counting", "filler"):
+        res = evaluate_batch(model, make(task, 8, split="test", seed=0))
+        assert 0.0 <= res["accuracy"] <= 1.0 and res["n"] == 8
+    ind = evaluate_induction(model, n=4, seq_len=10)
+    assert 0.0 <= ind["accuracy"] <= 1.0
+    b = make("ioi", 4, split="test", seed=0)
+    enc = b.encode(model)
+    _, cache = model.run_with_cache(enc.tokens, names_filter=lambda n: n.endswith("hook_pattern"))
+    assert cache["blocks.11.attn.hook_pattern"].shape == (4, 12, enc.tokens.shape[1], enc.tokens.shape[1])
+    assert torch.isfinite(model(enc.corrupted)).all()
+
+
+def test_training_is_deterministic(tmp_path):
+    from helpers.models import sha256_file
+    from helpers.organism import train
+
+    logs = [train(tmp_path / name, seed=3, steps=3, checkpoint_steps=(), progress=False) for name in "ab"]
+    assert sha256_file(tmp_path / "a" / "model.safetensors") == sha256_file(tmp_path / "b" / "model.safetensors")
+    assert logs[0]["eval"] == logs[1]["eval"]
