@@ -155,6 +155,8 @@ def positional_pattern(model, layer: int, head: int, n_pos: int | None = None) -
 @torch.no_grad()
 def loss_by_position(model, tokens: torch.Tensor) -> torch.Tensor:
     """Mean next-token loss at each position, (T - 1,), for any model mapping tokens to logits."""
+    device = getattr(getattr(model, "cfg", None), "device", None)
+    tokens = tokens.to(device) if device is not None else tokens
     logits = model(tokens)[:, :-1].float()
     loss = F.cross_entropy(logits.transpose(1, 2), tokens[:, 1:].to(logits.device), reduction="none")
     return loss.mean(0).cpu()

@@ -105,3 +105,11 @@ def test_cutoff_position():
     assert cutoff_position(torch.tensor([0.1, 0.2])) == 1
     with pytest.raises(ValueError, match="one score per position"):
         cutoff_position(torch.ones(2, 2))
+
+
+def test_loss_by_position(uniform_model):
+    from helpers.heads import loss_by_position
+
+    tokens = repeated_random_tokens(uniform_model, 4, 6)
+    loss = loss_by_position(uniform_model, tokens)
+    assert loss.shape == (11,) and (loss > 0).all() and torch.isfinite(loss).all()
