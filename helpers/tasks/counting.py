@@ -1,7 +1,8 @@
 """Counting prompts: "1, 2, 3, 4," -> " 5" (numbers up to 30, so two-digit numbers occur).
 
-Training sequences start anywhere except at multiples of 3; the held-out split starts at multiples
-of 3 (and the seed's canonical "1, 2, 3," prompts are in the ``"canonical"`` split). The distractor
+A fixed fifth of the (start, stop) sequences is held out of training (every start and every
+number occurs in training, but not these sequences); the seed's canonical "1, 2, 3," prompts are
+the ``"canonical"`` split. The distractor
 is the last number written (the "repeat yourself" error).
 """
 
@@ -19,23 +20,26 @@ def sequence(start: int, stop: int) -> str:
     return ", ".join(str(k) for k in range(start, stop + 1)) + ","
 
 
+def heldout(start: int, stop: int) -> bool:
+    """Whether the sequence ``start … stop`` is held out of training (a fixed fifth of all of them)."""
+    return (start * 7 + stop * 3) % 5 == 0
+
+
 def generate(n: int, split: str = "train", seed: int | random.Random = 0, min_len: int = 3) -> PromptBatch:
     """``n`` counting prompts whose answer is the next number (at most ``MAX_NUMBER``)."""
-    rng = rng_of(seed)
-    if split == "train":
-        starts = [s for s in range(1, MAX_NUMBER - min_len) if s % 3 != 0]
-    elif split == "test":
-        starts = [s for s in range(1, MAX_NUMBER - min_len) if s % 3 == 0]
-    elif split == "canonical":
-        starts = [1]
-    elif split == "all":
-        starts = list(range(1, MAX_NUMBER - min_len))
-    else:
+    if split not in ("train", "test", "canonical", "all"):
         raise ValueError(f"split must be 'train', 'test', 'canonical' or 'all', got {split!r}")
+    rng = rng_of(seed)
+    pairs = [(a, b) for a in range(1, MAX_NUMBER - min_len + 1) for b in range(a + min_len - 1, MAX_NUMBER)]
+    if split == "train":
+        pairs = [p for p in pairs if not heldout(*p)]
+    elif split == "test":
+        pairs = [p for p in pairs if heldout(*p)]
+    elif split == "canonical":
+        pairs = [p for p in pairs if p[0] == 1]
     texts, answers, distr, spans, meta = [], [], [], [], []
     for _ in range(n):
-        start = rng.choice(starts)
-        stop = rng.randint(start + min_len - 1, MAX_NUMBER - 1)
+        start, stop = rng.choice(pairs)
         text = sequence(start, stop)
         last = text.rindex(str(stop))
         texts.append(text)
