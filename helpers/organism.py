@@ -5,9 +5,13 @@ whitespace and isolates punctuation, as text is written), a ``GPT2LMHeadModel`` 
 config, deterministic training, and a checkpoint directory that ``helpers.load_model("organism")``
 boots through the same TransformerBridge path as GPT-2.
 
-Retrain from scratch (about 10 minutes on 2 CPU cores)::
+Retrain from scratch (about 7 minutes on one CPU core of this 2-core machine)::
 
     python -m helpers.organism --out helpers/assets/organism --seed 0
+
+Training runs on one CPU thread (``--threads 1``, the default) so the same seed gives the same
+weights. The shipped checkpoint is seed 0 (4000 steps, 400 s measured). The IOI phase change is
+seed-dependent: seed 0 solves held-out IOI from about step 2250, seed 1 reaches 86% by step 4000.
 """
 
 from __future__ import annotations
