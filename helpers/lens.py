@@ -90,7 +90,58 @@ def direct_logit_attribution(model, cache, pos: torch.Tensor, direction: torch.T
     return (outs / scale * direction).sum(-1)
 
 
-def neuron_congruence(model, layer: int, tokens: torch.Tensor | None = None) -> torch.Tensor:
-    """W_out[layer] @ W_U: how much each neuron's output raises each token's logit -> [d_mlp, n_tokens]."""
+def neuron_congruence(model, layer: int, tokens: torch.Tensor | None = None,
+                      neurons: slice | torch.Tensor | None = None) -> torch.Tensor:
+    """W_out[layer] @ W_U: how much each neuron's output raises each token's logit -> [d_mlp, n_tokens].
+
+    ``neurons`` selects rows (a slice or ids), so a search over a large model can go chunk by chunk.
+    """
     W_U = model.W_U if tokens is None else model.W_U[:, tokens]
-    return model.W_out[layer] @ W_U
+    W_out = model.W_out[layer] if neurons is None else model.W_out[layer][neurons]
+    return W_out @ W_U
+
+
+def next_token_targets(tokens: torch.Tensor, lengths: torch.Tensor, answers: torch.Tensor | None = None
+                       ) -> torch.Tensor:
+    """The token each position must predict [batch, pos]: the next one, the answer at the last, -1 past it."""
+    if tokens.ndim != 2 or lengths.shape != (tokens.shape[0],):
+        raise ValueError("tokens must be [batch, pos] and lengths [batch]")
+    B, P = tokens.shape
+    out = torch.full_like(tokens, -1)
+    out[:, :-1] = tokens[:, 1:]
+    rows = torch.arange(B, device=tokens.device)
+    out[rows, lengths - 1] = answers if answers is not None else -1
+    out[torch.arange(P, device=tokens.device)[None] >= lengths[:, None]] = -1
+    return out
+
+
+def lens_accuracy(model, stack: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Top-1 accuracy of the logit lens at each stage of ``stack`` [S, B, P, d] on ``targets`` where ``mask``."""
+    if stack.ndim != 4 or targets.shape != stack.shape[1:3] or mask.shape != targets.shape:
+        raise ValueError(f"need stack [S, B, P, d] and targets/mask [B, P]; got {tuple(stack.shape)}, "
+                         f"{tuple(targets.shape)}, {tuple(mask.shape)}")
+    if not mask.any():
+        raise ValueError("mask selects no position")
+    top = torch.stack([logit_lens(model, s).argmax(-1) for s in stack])  # one stage at a time: memory
+    return ((top == targets[None]) & mask[None]).sum((1, 2)).float() / mask.sum()
+
+
+def first_stage(accuracy: torch.Tensor, labels: Sequence[str], level: float = 0.5) -> tuple[int, str] | None:
+    """The first stage whose accuracy reaches ``level``, as (index, label); None if none does."""
+    if len(accuracy) != len(labels):
+        raise ValueError(f"{len(accuracy)} accuracies for {len(labels)} labels")
+    hits = (torch.as_tensor(accuracy) >= level).nonzero()
+    return (int(hits[0]), labels[int(hits[0])]) if len(hits) else None
+
+
+def stage_layer(label: str) -> int:
+    """The layer of a stage label of :func:`residual_stages` (``"L2.mlp"`` -> 2, ``"emb"`` -> -1)."""
+    return -1 if label == "emb" else int(label[1:].split(".")[0])
+
+
+def number_values(model, ids: torch.Tensor) -> torch.Tensor:
+    """The integer each token id spells (GPT-2's leading space ignored), -1 for non-numbers and ids < 0."""
+    pieces = model.tokenizer.convert_ids_to_tokens(ids.clamp_min(0).flatten().tolist())
+    vals = [int(w) if (w := (p or "").replace("Ġ", " ").strip()).isdigit() else -1 for p in pieces]
+    out = torch.tensor(vals, dtype=torch.long, device=ids.device).view(ids.shape)
+    return torch.where(ids >= 0, out, torch.full_like(out, -1))

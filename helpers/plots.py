@@ -88,3 +88,18 @@ def grid(n: int, ncols: int = 3, size: float = 3.6):
     for ax in axes.flat[n:]:
         ax.axis("off")
     return list(axes.flat[:n])
+
+
+def colored_tokens(tokens: Sequence[str], values, labels: Sequence[str] | None = None):
+    """Tokens coloured by one value each, or by one column of ``values`` [T, n] chosen in a menu (circuitsvis)."""
+    import circuitsvis as cv
+
+    v = torch.as_tensor(_np(values))
+    if v.dim() == 1:
+        v = v[:, None]
+    if v.dim() != 2 or v.shape[0] != len(tokens):
+        raise ValueError(f"values must be [T] or [T, n] with T = len(tokens) = {len(tokens)}, got {tuple(v.shape)}")
+    names = list(labels) if labels is not None else [f"{i}" for i in range(v.shape[1])]
+    if len(names) != v.shape[1]:
+        raise ValueError(f"{len(names)} labels for {v.shape[1]} columns of values")
+    return cv.tokens.colored_tokens_multi(tokens=list(tokens), values=v, labels=names)

@@ -45,3 +45,32 @@ def test_congruence_shape(run):
     model, *_ = run
     assert lens.neuron_congruence(model, 1).shape == (model.cfg.d_mlp, model.cfg.d_vocab)
     assert lens.neuron_congruence(model, 0, torch.tensor([1, 2])).shape == (model.cfg.d_mlp, 2)
+
+
+def test_next_token_targets_and_number_values(run):
+    model = run[0]
+    t = torch.tensor([[5, 6, 7, 0], [8, 9, 0, 0]])
+    tgt = lens.next_token_targets(t, torch.tensor([4, 2]), torch.tensor([1, 2]))
+    assert tgt.tolist() == [[6, 7, 0, 1], [9, 2, -1, -1]]
+    assert lens.next_token_targets(t, torch.tensor([4, 2]))[0, 3] == -1
+    with pytest.raises(ValueError, match="lengths"):
+        lens.next_token_targets(t, torch.tensor([4]))
+    vals = lens.number_values(model, torch.tensor([[-1, 0, 1]]))
+    assert vals.shape == (1, 3) and vals[0, 0] == -1
+
+
+def test_lens_accuracy_and_first_stage(run):
+    model, _, logits, cache = run
+    stack, labels = lens.residual_stages(model, cache)
+    top = logits.argmax(-1)
+    mask = torch.ones_like(top, dtype=torch.bool)
+    acc = lens.lens_accuracy(model, stack, top, mask)
+    assert acc.shape == (len(labels),) and acc[-1] == 1.0  # the last stage is the model's own output
+    assert lens.first_stage(acc, labels, 1.0)[1] in labels
+    assert lens.first_stage(torch.tensor([0.1, 0.6, 0.9]), ["emb", "L0.attn", "L0.mlp"], 0.5) == (1, "L0.attn")
+    assert lens.first_stage(torch.tensor([0.1]), ["emb"], 0.5) is None
+    assert lens.stage_layer("L3.mlp") == 3 and lens.stage_layer("emb") == -1
+    with pytest.raises(ValueError, match="selects no position"):
+        lens.lens_accuracy(model, stack, top, ~mask)
+    with pytest.raises(ValueError, match="accuracies"):
+        lens.first_stage(acc, labels[:-1])

@@ -1,0 +1,112 @@
+"""Measure chapter 3's findings across models and prompt seeds, to set the notebook's assert thresholds.
+
+    python scripts/measure_ch03.py --models organism /tmp/S1 --seeds 0 1 2
+
+For each model and seed, the same computations as book/03_debugging.ipynb (same helpers, same sizes):
+the deletion test (salient vs random), the logit-lens stage at which the counting task's separator and
+next number are first predicted, and the purity of k-means clusters of each layer's MLP activations.
+Prints one markdown table per finding. Runs on one thread (timings are pessimistic: the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+import helpers
+from helpers import clustering, lens, saliency, tasks
+
+DELETION_TASKS = ("ioi", "articles", "counting", "colored_objects")
+CLUSTER_TASKS = ("counting", "colored_objects", "ioi", "articles", "filler")
+
+
+def deletion(model, seed: int, n: int, k: int, draws: int) -> dict[str, float]:
+    """Deletion test pooled over DELETION_TASKS (n prompts each)."""
+    results = []
+    for task in DELETION_TASKS:
+        enc = tasks.make(task, n, "test", seed).encode(model)
+        results.append(saliency.deletion_test(model, enc.tokens, enc.lengths, k=k, draws=draws, seed=seed))
+    pooled = saliency.DeletionResult(*[torch.cat([getattr(r, f) for r in results])
+                                       for f in ("p_before", "p_salient", "p_random", "flip_salient", "flip_random")])
+    return pooled.summary()
+
+
+def counting_lens(model, seed: int, n: int) -> dict[str, object]:
+    """Logit-lens accuracy by stage on counting prompts: separator, next number (<10, >=10)."""
+    enc = tasks.make("counting", n, "all", seed).encode(model)
+    _, cache = model.run_with_cache(enc.tokens)
+    stack, labels = lens.residual_stages(model, cache)
+    targets = lens.next_token_targets(enc.tokens, enc.lengths, enc.answers)
+    comma = lens.token_id(model, ",")
+    valid = (targets >= 0) & (torch.arange(enc.tokens.shape[1])[None] >= 1)
+    values = lens.number_values(model, targets)
+    masks = {"separator": valid & (enc.tokens != comma), "number": valid & (enc.tokens == comma)}
+    masks["number < 10"] = masks["number"] & (values < 10)
+    masks["number >= 10"] = masks["number"] & (values >= 10)
+    out: dict[str, object] = {}
+    for name, mask in masks.items():
+        acc = lens.lens_accuracy(model, stack, targets, mask)
+        out[name] = {"acc": [round(a, 2) for a in acc.tolist()],
+                     "first@0.5": (lens.first_stage(acc, labels, 0.5) or (None, None))[1],
+                     "first@0.9": (lens.first_stage(acc, labels, 0.9) or (None, None))[1]}
+    out["labels"] = labels
+    return out
+
+
+def cluster_purity(model, seed: int, n: int, k: int) -> list[tuple[float, float, float, float]]:
+    """Per layer: purity (token kind), shuffled purity, purity (next token's kind), its shuffled level."""
+    rows = []
+    encs = [tasks.make(t, n, "test", seed).encode(model) for t in CLUSTER_TASKS]
+    for layer in range(model.cfg.n_layers):
+        acts = clustering.Activations.cat([clustering.token_activations(model, e.tokens, e.lengths,
+                                                                         f"blocks.{layer}.mlp.hook_post", e.answers)
+                                           for e in encs])
+        labels, _, _ = clustering.kmeans(F.normalize(acts.acts, dim=-1), k, seed=seed)
+        rows.append((clustering.purity(labels, acts.kinds), clustering.shuffled_purity(labels, acts.kinds),
+                     clustering.purity(labels, acts.next_kinds), clustering.shuffled_purity(labels, acts.next_kinds)))
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=["organism"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--n-deletion", type=int, default=50, help="prompts per task in the deletion test")
+    p.add_argument("--n-counting", type=int, default=200)
+    p.add_argument("--n-cluster", type=int, default=20, help="prompts per task for the clustering")
+    p.add_argument("--k", type=int, default=8)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    dele, lns, clu = [], [], []
+    for name in args.models:
+        model = helpers.load_model(name, device="cpu", verbose=False)
+        for seed in args.seeds:
+            t0 = time.time()
+            d = deletion(model, seed, args.n_deletion, k=2, draws=5)
+            dele.append(f"| {name} | {seed} | {d['n']} | {d['drop_salient']:.3f} | {d['drop_random']:.3f} | "
+                        f"{d['drop_salient'] - d['drop_random']:.3f} | {d['flip_salient']:.2f} | "
+                        f"{d['flip_random']:.2f} | {d['salient_beats_random']:.2f} |")
+            c = counting_lens(model, seed, args.n_counting)
+            lns.append(f"| {name} | {seed} | " + " | ".join(
+                f"{c[key]['first@0.5']} / {c[key]['first@0.9']}" for key in
+                ("separator", "number", "number < 10", "number >= 10")) + " |")
+            for layer, (pk, sk, pn, sn) in enumerate(cluster_purity(model, seed, args.n_cluster, args.k)):
+                clu.append(f"| {name} | {seed} | {layer} | {pk:.3f} | {sk:.3f} | {pk - sk:.3f} | {pn:.3f} | {sn:.3f} |")
+            print(f"{name} seed {seed}: {time.time() - t0:.1f}s; lens accuracy by stage {c['labels']}: "
+                  + "; ".join(f"{key} {c[key]['acc']}" for key in ("separator", "number")), flush=True)
+    print("\n| model | seed | prompts | p drop, salient | p drop, random | gap | flips, salient | flips, random "
+          "| salient beats random |\n|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(dele))
+    print("\n| model | seed | separator (first stage >= 0.5 / >= 0.9) | next number | next number < 10 | "
+          "next number >= 10 |\n|---|---|---|---|---|---|")
+    print("\n".join(lns))
+    print("\n| model | seed | layer | purity (token kind) | shuffled | gap | purity (next token's kind) | shuffled |"
+          "\n|---|---|---|---|---|---|---|---|")
+    print("\n".join(clu))
+
+
+if __name__ == "__main__":
+    main()
