@@ -90,8 +90,11 @@ def grid(n: int, ncols: int = 3, size: float = 3.6):
     return list(axes.flat[:n])
 
 
-def colored_tokens(tokens: Sequence[str], values, labels: Sequence[str] | None = None):
-    """Tokens coloured by one value each, or by one column of ``values`` [T, n] chosen in a menu (circuitsvis)."""
+def colored_tokens_multi(tokens: Sequence[str], values, labels: Sequence[str] | None = None):
+    """Tokens coloured by one column of ``values`` [T, n], the column chosen in a menu (circuitsvis).
+
+    E.g. one column of saliency shares per generated token; for one value a token, use ``colored_tokens``.
+    """
     import circuitsvis as cv
 
     v = torch.as_tensor(_np(values))
@@ -103,3 +106,24 @@ def colored_tokens(tokens: Sequence[str], values, labels: Sequence[str] | None =
     if len(names) != v.shape[1]:
         raise ValueError(f"{len(names)} labels for {v.shape[1]} columns of values")
     return cv.tokens.colored_tokens_multi(tokens=list(tokens), values=v, labels=names)
+
+
+def scatter(xy, groups: Sequence[str] | Sequence[int], title: str = "", xlabel: str = "", ylabel: str = "",
+            max_legend: int = 12, ax=None):
+    """Points [N, 2] coloured by group (a cluster id or a label), one legend entry a group; returns the Axes."""
+    p = _np(xy)
+    if p.ndim != 2 or p.shape[1] != 2 or len(groups) != len(p):
+        raise ValueError(f"need xy [N, 2] and N groups; got shape {p.shape} and {len(groups)} groups")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4))
+    names = list(dict.fromkeys(groups))
+    names = sorted(names) if all(isinstance(n, (int, np.integer)) for n in names) else names
+    cmap = plt.get_cmap("tab20" if len(names) > 10 else "tab10")
+    g = np.asarray(list(groups), dtype=object)
+    for i, name in enumerate(names):
+        sel = g == name
+        ax.scatter(p[sel, 0], p[sel, 1], s=6, alpha=0.6, color=cmap(i % cmap.N), label=str(name))
+    if len(names) <= max_legend:
+        ax.legend(fontsize=7, markerscale=2, loc="best")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    return ax
