@@ -70,6 +70,18 @@ def cluster_purity(model, seed: int, n: int, k: int) -> list[tuple[float, float,
     return rows
 
 
+def counting_split(model, seed: int, n: int) -> list[float]:
+    """Per layer: purity of 2 k-means clusters of the counting prompts' tokens (BOS left out): numbers vs commas."""
+    enc = tasks.make("counting", n, "test", seed).encode(model)
+    out = []
+    for layer in range(model.cfg.n_layers):
+        a = clustering.token_activations(model, enc.tokens, enc.lengths, f"blocks.{layer}.mlp.hook_post")
+        keep = torch.tensor([k != "first token" for k in a.kinds])
+        labels, _, _ = clustering.kmeans(F.normalize(a.acts[keep], dim=-1), 2, seed=seed)
+        out.append(clustering.purity(labels, [k for k, kp in zip(a.kinds, keep.tolist()) if kp]))
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["organism"])
@@ -80,7 +92,7 @@ def main() -> None:
     p.add_argument("--k", type=int, default=8)
     args = p.parse_args()
     torch.set_num_threads(1)
-    dele, lns, clu = [], [], []
+    dele, lns, clu, cnt = [], [], [], []
     for name in args.models:
         model = helpers.load_model(name, device="cpu", verbose=False)
         for seed in args.seeds:
@@ -95,6 +107,8 @@ def main() -> None:
                 ("separator", "number", "number < 10", "number >= 10")) + " |")
             for layer, (pk, sk, pn, sn) in enumerate(cluster_purity(model, seed, args.n_cluster, args.k)):
                 clu.append(f"| {name} | {seed} | {layer} | {pk:.3f} | {sk:.3f} | {pk - sk:.3f} | {pn:.3f} | {sn:.3f} |")
+            cnt.append(f"| {name} | {seed} | " + " ".join(f"{v:.3f}" for v in counting_split(model, seed, args.n_cluster))
+                       + " |")
             print(f"{name} seed {seed}: {time.time() - t0:.1f}s; lens accuracy by stage {c['labels']}: "
                   + "; ".join(f"{key} {c[key]['acc']}" for key in ("separator", "number")), flush=True)
     print("\n| model | seed | prompts | p drop, salient | p drop, random | gap | flips, salient | flips, random "
@@ -106,6 +120,8 @@ def main() -> None:
     print("\n| model | seed | layer | purity (token kind) | shuffled | gap | purity (next token's kind) | shuffled |"
           "\n|---|---|---|---|---|---|---|---|")
     print("\n".join(clu))
+    print("\n| model | seed | counting, 2 clusters: purity by layer |\n|---|---|---|")
+    print("\n".join(cnt))
 
 
 if __name__ == "__main__":
