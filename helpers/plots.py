@@ -34,6 +34,17 @@ def attention_heads(pattern: torch.Tensor, tokens: Sequence[str], head_names: Se
     return cv.attention.attention_heads(attention=pattern, tokens=list(tokens), attention_head_names=names)
 
 
+def colored_tokens(tokens: Sequence[str], values, max_value: float | None = None):
+    """Tokens coloured by a value each (e.g. a neuron's activation), with circuitsvis."""
+    import circuitsvis as cv
+
+    v = _np(values).reshape(-1)
+    if len(v) != len(tokens):
+        raise ValueError(f"need one value per token: {len(tokens)} tokens, {len(v)} values")
+    return cv.tokens.colored_tokens(tokens=list(tokens), values=v.tolist(), min_value=0.0,
+                                    max_value=float(max_value if max_value is not None else max(v.max(), 1e-6)))
+
+
 def lines(series: Mapping[str, Sequence[float]] | Sequence[float], x: Sequence[float] | None = None,
           title: str = "", xlabel: str = "", ylabel: str = "", logx: bool = False,
           vlines: Mapping[str, float] | None = None, ax=None):
@@ -60,11 +71,16 @@ def lines(series: Mapping[str, Sequence[float]] | Sequence[float], x: Sequence[f
 
 def heatmap(matrix, title: str = "", xlabel: str = "", ylabel: str = "", cmap: str = "viridis",
             vmin: float | None = None, vmax: float | None = None, xticks: Sequence[str] | None = None,
-            yticks: Sequence[str] | None = None, annotate: bool = False, ax=None):
-    """A matrix as an image with a colour bar (row 0 at the top); returns the matplotlib Axes."""
+            yticks: Sequence[str] | None = None, annotate: bool = False, center: bool = False, ax=None):
+    """A matrix as an image with a colour bar (row 0 at the top); returns the matplotlib Axes.
+
+    ``center`` makes the colour scale symmetric about 0 (for signed effects, with a diverging cmap)."""
     m = _np(matrix)
     if m.ndim != 2:
         raise ValueError(f"heatmap needs a 2-D matrix, got shape {m.shape}")
+    if center and vmin is None and vmax is None:
+        vmax = float(np.abs(m).max()) or 1.0
+        vmin = -vmax
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 4))
     im = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
@@ -88,6 +104,44 @@ def grid(n: int, ncols: int = 3, size: float = 3.6):
     for ax in axes.flat[n:]:
         ax.axis("off")
     return list(axes.flat[:n])
+
+
+CLASS_COLOURS = {"name mover": "tab:green", "negative name mover": "tab:red", "S-suppression": "tab:olive",
+                 "S-inhibition": "tab:orange", "induction": "tab:purple", "duplicate-token": "tab:blue",
+                 "previous-token": "tab:cyan", "other": "tab:gray"}
+
+
+def circuit_diagram(nodes: Mapping[str, tuple[int, str]], edges: Sequence[tuple[str, str, str]],
+                    n_layers: int, title: str = "circuit", ax=None):
+    """Heads as boxes by layer (bottom to top), coloured by class, and labelled arrows; ``"logits"`` on top.
+
+    ``nodes``: name -> (layer, class); ``edges``: (sender, receiver, label)."""
+    missing = {n for e in edges for n in e[:2]} - set(nodes) - {"logits"}
+    if missing:
+        raise ValueError(f"edges name nodes that are not in the circuit: {sorted(missing)}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 1.3 * (n_layers + 1)))
+    by_layer: dict[int, list[str]] = {}
+    for name, (layer, _) in nodes.items():
+        by_layer.setdefault(layer, []).append(name)
+    xy = {"logits": (0.5, n_layers)}
+    for layer, names in by_layer.items():
+        for i, name in enumerate(names):
+            xy[name] = ((i + 1) / (len(names) + 1), layer)
+    for s, r, label in edges:
+        (x0, y0), (x1, y1) = xy[s], xy[r]
+        ax.annotate("", (x1, y1 - 0.15), (x0, y0 + 0.15), arrowprops={"arrowstyle": "->", "color": "0.3"})
+        ax.text((x0 + x1) / 2, (y0 + y1) / 2, label, fontsize=8, ha="center", va="center",
+                bbox={"boxstyle": "round", "fc": "white", "ec": "none", "alpha": 0.8})
+    for name, (x, y) in xy.items():
+        cls = nodes[name][1] if name in nodes else "logits"
+        ax.text(x, y, name if name == "logits" else f"{name}\n{cls}", ha="center", va="center", fontsize=9,
+                bbox={"boxstyle": "round", "fc": CLASS_COLOURS.get(cls, "white"), "alpha": 0.5})
+    ax.set(xlim=(0, 1), ylim=(-0.6, n_layers + 0.5), title=title, yticks=range(n_layers + 1),
+           yticklabels=[f"layer {i}" for i in range(n_layers)] + ["logits"], xticks=[])
+    for side in ("top", "right", "bottom"):
+        ax.spines[side].set_visible(False)
+    return ax
 
 
 def colored_tokens_multi(tokens: Sequence[str], values, labels: Sequence[str] | None = None):

@@ -1,0 +1,509 @@
+"""Write book/02_an_neuron.ipynb from the cells below (no outputs, stable cell ids).
+
+Edit here, then run ``python scripts/build_ch02.py``. The assert thresholds come from
+``python scripts/measure_ch02.py`` (see MEASURED below), with margin below the worst measured value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+
+OUT = Path(__file__).resolve().parents[1] / "book" / "02_an_neuron.ipynb"
+COLAB = ("https://colab.research.google.com/github/circuits-executable/circuits-executable/blob/main/"
+         "book/02_an_neuron.ipynb")
+
+CELLS: list[tuple[str, str, str]] = []  # (id, "md" | "code" | "params", source)
+
+
+def md(cid: str, src: str) -> None:
+    CELLS.append((cid, "md", src.strip("\n")))
+
+
+def code(cid: str, src: str, kind: str = "code") -> None:
+    CELLS.append((cid, kind, src.strip("\n")))
+
+
+md("title", f"""
+# 2. An "an" neuron: logit lens, patching, congruence
+
+[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({COLAB})
+
+**Source.** Seed document 001: Clement Neo and Joseph Miller, *We found an neuron in GPT-2* (2023; read here
+in a Russian translation on Habr). How does GPT-2 know to write " an" rather than " a" when the choice
+depends on a noun it has not written yet? In GPT-2 large they found that MLP layer 31 makes the
+decision, that one of its neurons (L31.N892) alone recovers about half of the logit difference when
+patched (the whole layer: 49%), that its activation tracks predicting " an" over a large corpus, and that
+its output weights point along the unembedding of " an" (*congruence*). Searching the congruence of
+every neuron with every token then finds other token-specific neurons. This chapter takes each step in
+turn on the book's model organism, measures the claim, and says what carries over.
+""")
+
+code("setup", """
+# On Colab: fetch the book and install what Colab lacks (Colab's own torch is kept). Elsewhere: nothing.
+import os, sys
+if "google.colab" in sys.modules and not os.path.isdir("circuits-executable"):
+    !git clone -q --depth 1 https://github.com/circuits-executable/circuits-executable
+    %pip install -q -r circuits-executable/requirements.txt
+    %pip install -q --no-deps -e circuits-executable
+    sys.path.insert(0, os.path.abspath("circuits-executable"))
+""")
+
+code("parameters", """
+MODEL = "organism"     # the seed's model is "gpt2-large" (online only; set it here, everything below follows)
+SEED = 0               # seeds the prompt set and the corpus
+N_PROMPTS = 32         # clean/corrupted " an" prompt pairs for patching (one token length)
+N_TEXTS = 600          # texts drawn for the corpus of section 5 (the seed used pile-10k: ~10M tokens)
+N_BINS = 20            # activation bins of section 5
+GPT2_MODEL = "gpt2-large"  # section 8, online only: the seed's own numbers on GPT-2 large (skipped offline)
+""", kind="params")
+
+code("describe", """
+%matplotlib inline
+import random
+import time
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+
+import helpers
+from helpers import lens, neurons, plots, tasks
+from helpers import patching as P
+from helpers.organism import training_texts
+
+helpers.seed_everything(SEED)
+torch.set_num_threads(1)  # small model: one thread is fastest and immune to busy neighbours
+model = helpers.load_model(MODEL)
+cfg = model.cfg
+print(f"model: {MODEL}: {cfg.n_layers} layers x {cfg.n_heads} heads, d_model {cfg.d_model}, "
+      f"d_mlp {cfg.d_mlp}, vocabulary {cfg.d_vocab}")
+print(helpers.describe(torch.device(cfg.device)))
+""")
+
+md("s1", """
+## 1. Choosing a prompt
+
+The seed found it surprisingly hard to make GPT-2 predict " an" at all; it settled on
+*"I climbed up the pear tree and picked a pear. I climbed up the apple tree and picked"*, where GPT-2 large
+gives " an" 64%. The first sentence shows that an article comes next; without it the model prefers
+"[picked] up". Here is the organism on the same prompt, on the prompt without its first sentence, and
+on the corrupted prompt (apple → lemon) used for patching below.
+""")
+
+code("seed-prompt", """
+AN, A = tasks.single_token_id(model, " an"), tasks.single_token_id(model, " a")
+SEED_PROMPT = "I climbed up the pear tree and picked a pear. I climbed up the apple tree and picked"
+variants = {"seed prompt": SEED_PROMPT,
+            "without the first sentence": "I climbed up the apple tree and picked",
+            "corrupted (apple -> lemon)": SEED_PROMPT.replace("apple", "lemon")}
+prompt_rows = []
+with torch.no_grad():
+    for name, text in variants.items():
+        probs = model(text)[0, -1].softmax(-1)
+        top = probs.topk(3)
+        prompt_rows.append({"prompt": name, "p(' an')": probs[AN].item(), "p(' a')": probs[A].item(),
+                     "top 3": ", ".join(f"{model.to_single_str_token(int(i))!r} {p:.2f}"
+                                        for p, i in zip(top.values, top.indices))})
+pd.DataFrame(prompt_rows).round(3)
+""")
+
+md("s1-batch", """
+One prompt is an anecdote. The `articles` task generator writes many such prompts (held-out templates:
+different cues and verbs, several nouns), each with a corrupted twin whose noun takes the other article.
+We keep the " an" prompts of one token length (patching position by position needs that).
+""")
+
+code("prompts", """
+pool = tasks.make("articles", 16 * N_PROMPTS, split="test", seed=SEED)[::2]  # even items: the " an" prompts
+batch = neurons.equal_length_prompts(pool, model, N_PROMPTS)
+enc = batch.encode(model)
+tokens, corrupted = enc.tokens, enc.corrupted
+metric = P.logit_diff_metric(torch.full((len(batch),), AN), torch.full((len(batch),), A))
+clean_diff = metric(P.logits_at(model, tokens, -1)[None]).item()
+corrupt_diff = metric(P.logits_at(model, corrupted, -1)[None]).item()
+str_tokens = model.to_str_tokens(tokens[0])
+print(f"{len(batch)} prompt pairs of {tokens.shape[1]} tokens, e.g.\\n  clean:     {batch.texts[0]!r}\\n"
+      f"  corrupted: {batch.corrupted[0]!r}")
+print(f"logit(' an') - logit(' a'): clean {clean_diff:.2f}, corrupted {corrupt_diff:.2f}")
+assert clean_diff > 0 > corrupt_diff, "the clean prompts ask for ' an', the corrupted ones for ' a'"
+""")
+
+md("s1-corpus", """
+**How often is " an" under-predicted?** The seed ran GPT-2 large over pile-10k: " an" is the next token about
+12,000 times, the top prediction only about 1,500 times. Our corpus is fresh text from the organism's own
+training mixture (every task except token-level repeats: IOI, colored objects, counting, articles,
+filler sentences). In filler sentences ("There was an egg on the table") nothing announces the noun, so
+the article is a guess there too.
+""")
+
+code("corpus", """
+texts = [t for task, t in training_texts(random.Random(SEED), N_TEXTS) if task != "repeats"]
+stream, mask = neurons.encode_texts(model, texts)
+nxt = torch.zeros_like(stream)
+nxt[:, :-1] = stream[:, 1:]
+valid = mask.clone()                      # positions whose next token is real text
+valid[:, :-1] &= mask[:, 1:]
+valid[:, -1] = False
+with torch.no_grad():
+    top_pred = torch.cat([model(stream[i:i + 64]).argmax(-1) for i in range(0, len(stream), 64)])
+occurs = int((nxt[valid] == AN).sum())
+predicted = int((top_pred[valid] == AN).sum())
+right = int(((top_pred == AN) & (nxt == AN))[valid].sum())
+print(f"{len(texts)} texts, {int(valid.sum())} predicted positions: ' an' occurs {occurs} times, "
+      f"is the top prediction {predicted} times ({right} of them right)")
+print(f"predicted / occurs = {predicted / occurs:.2f} (the seed, GPT-2 large on pile-10k: 1500 / 12000 = 0.13)")
+assert predicted < occurs, "' an' is under-predicted"
+""")
+
+md("s2", """
+## 2. Logit lens: where does " an" win?
+
+The seed read logit(" an") − logit(" a") off the residual stream between layers (through the final
+LayerNorm and the unembedding) and saw a jump after MLP 31. `lens.residual_stages` gives the residual
+after the embedding and after every attention and MLP sub-layer; `lens.logit_lens` reads both logits.
+""")
+
+code("lens", """
+_, cache = model.run_with_cache(tokens)
+stack, labels = lens.residual_stages(model, cache)
+read = lens.logit_lens(model, stack[:, :, -1], torch.tensor([AN, A]))   # [stage, prompt, 2]
+curve = (read[..., 0] - read[..., 1]).mean(1).detach()
+steps = curve.diff()
+jump_stage = labels[int(steps.argmax()) + 1]
+mlp_stages = [i for i, lab in enumerate(labels) if lab.endswith(".mlp")]
+DECISIVE = int(labels[max(mlp_stages, key=lambda i: steps[i - 1])].split(".")[0][1:])
+ax = plots.lines(curve, title="logit lens at the last position (mean over prompts)", xlabel="after",
+                 ylabel="logit(' an') - logit(' a')")
+ax.set_xticks(range(len(labels)), labels, rotation=45)
+plt.show()
+print(f"largest step: after {jump_stage}; largest MLP step: after L{DECISIVE}.mlp "
+      f"(+{steps[2 * DECISIVE + 1]:.2f} of {curve[-1]:.2f})")
+del cache
+assert abs(curve[-1].item() - clean_diff) < 1e-3, "the lens after the last layer is the model's own output"
+""")
+
+md("s3", """
+## 3. Layer activation patching
+
+Run the corrupted prompts (lemon: " a") and write in one clean activation (apple: " an") at a time: a
+layer's attention output, its MLP output, or the residual stream entering it, at one position. The
+*recovery* is the fraction of the clean logit difference that comes back (0: none, 1: all). All
+`3 x layers x positions` variants run through the batched engine (`patching.patch_sweep`), many per
+forward pass.
+""")
+
+code("layers", """
+L, T, D = cfg.n_layers, tokens.shape[1], cfg.d_mlp
+kinds = ("resid_pre", "attn_out", "mlp_out")
+source = P.cache_activations(model, tokens, [f"blocks.{i}.hook_{k}" for i in range(L) for k in kinds])
+variants, shape = P.layer_variants(L, kinds=kinds, n_pos=T)
+rec = P.recovery(P.patch_sweep(model, corrupted, source, variants, metric, pos=-1), corrupt_diff, clean_diff)
+rec = rec.view(shape)
+axes = plots.grid(3, ncols=1, size=6)
+for k, (kind, ax) in enumerate(zip(kinds, axes)):
+    plots.heatmap(rec[k], title=f"recovery, patching {kind}", ylabel="layer", cmap="RdBu_r", vmin=-1, vmax=1,
+                  xticks=[t.strip() or "·" for t in str_tokens], ax=ax)
+    ax.tick_params(axis="x", rotation=60, labelsize=7)
+plt.tight_layout()
+plt.show()
+at_end = pd.DataFrame({"attention": rec[1, :, -1], "MLP": rec[2, :, -1]}, index=[f"L{i}" for i in range(L)])
+at_end.round(3).T
+""")
+
+md("s3-read", """
+As in the seed, the residual stream carries the noun at its own position until some attention layer
+moves it to the last position; then MLPs turn "apple" into " an". Two MLPs stand out in GPT-2 large, 0 and
+31; the seed sets MLP 0 aside (Neel Nanda's note: in GPT-2, MLP 0 acts like an extension of the
+embedding and matters for almost everything) and follows MLP 31, the layer where the logit lens jumps.
+We do the same: the **decisive layer** is the MLP where the logit lens makes its largest step, and we
+check that patching it at the last position recovers a good share of the logit difference.
+""")
+
+code("decisive", """
+mlp_end = rec[2, :, -1]
+layer_rec = mlp_end[DECISIVE].item()
+print(f"decisive layer (logit lens): MLP {DECISIVE}; patching it at the last position recovers {layer_rec:.2f}")
+print("MLP recoveries at the last position: " + ", ".join(f"L{i} {v:.2f}" for i, v in enumerate(mlp_end.tolist())))
+assert layer_rec > LAYER_REC_MIN
+""")
+
+md("s4", """
+## 4. Patching single neurons
+
+Neurons of one MLP do not feed each other: each writes its activation times its row of `W_out` into the
+residual stream. So a neuron can be patched like a head: write its clean activation (at the last
+position) into the corrupted run. `patching.neuron_variants` makes one variant per neuron and the engine
+runs them in batches; a plain loop (one forward per neuron) on a sample checks the numbers and the speed.
+""")
+
+code("neurons", """
+hook = f"blocks.{DECISIVE}.mlp.hook_post"
+source = P.cache_activations(model, tokens, [hook])
+variants, _ = P.neuron_variants(DECISIVE, D, pos=T - 1)
+t0 = time.perf_counter()
+nrec = P.recovery(P.patch_sweep(model, corrupted, source, variants, metric, pos=-1), corrupt_diff, clean_diff)
+t_batched = time.perf_counter() - t0
+BEST = (DECISIVE, int(nrec.argmax()))
+best_rec = nrec[BEST[1]].item()
+sample = sorted(set(nrec.topk(8).indices.tolist()) | set(range(0, D, max(1, D // 8))))
+t0 = time.perf_counter()
+loop = P.recovery(P.patch_one_by_one(model, corrupted, source, [variants[i] for i in sample], metric, pos=-1),
+                  corrupt_diff, clean_diff)
+t_loop = (time.perf_counter() - t0) / len(sample) * D
+max_diff = (loop - nrec[sample]).abs().max().item()
+print(f"batched: {D} neurons in {t_batched:.1f}s; loop: {t_loop:.1f}s for {D} (extrapolated from {len(sample)}); "
+      f"speedup {t_loop / t_batched:.0f}x; max |difference| {max_diff:.1e}")
+ax = plots.lines(nrec, title=f"recovery, patching one neuron of MLP {DECISIVE} at the last position",
+                 xlabel="neuron", ylabel="recovery")
+ax.axhline(layer_rec, color="grey", linestyle="--", linewidth=1)
+ax.annotate("whole layer", (0, layer_rec), fontsize=8, color="grey", va="bottom")
+plt.show()
+top = nrec.topk(5)
+print("best neurons: " + ", ".join(f"L{DECISIVE}.N{int(i)} {v:.3f}" for v, i in zip(top.values, top.indices)))
+print(f"L{BEST[0]}.N{BEST[1]} alone recovers {best_rec:.2f}; the whole layer {layer_rec:.2f} "
+      f"(the seed: L31.N892 0.50, the whole layer 0.49)")
+assert max_diff <= 1e-5, "the batched sweep agrees with the loop"
+assert best_rec > BEST_REC_MIN and best_rec / layer_rec > SHARE_MIN, "one neuron carries a large share of its layer"
+""")
+
+md("s4-all", """
+Is that neuron special only within its layer? The measurement script (`scripts/measure_ch02.py`)
+also patches every neuron of every layer (one sweep of `layers x d_mlp` variants): on every prompt set
+and both organism training seeds the best single neuron of the whole model is the one found here (see
+the table in section 7.3).
+""")
+
+md("s5", """
+## 5. Does the neuron predict " an" outside the prompt?
+
+**Max-activating examples.** Neuroscope shows the texts where a GPT-2 neuron fires most; L31.N892 fires on
+tokens followed by " an". We run the corpus of section 1 through the organism once, keeping the neuron's
+activation at every token (`neurons.record_stream`), and show the top examples: each token coloured by
+the activation, the strongest one marked.
+""")
+
+code("maxact", """
+record = neurons.record_stream(model, stream, mask, [BEST])
+act = record.act(BEST)
+examples = neurons.max_activating(act, valid, k=8)
+rows = []
+for r, p, v in examples:
+    rows.append({"context": " ".join(model.to_str_tokens(stream[r, max(1, p - 10):p + 1])),
+                 "next token": model.to_single_str_token(int(nxt[r, p])),
+                 "top prediction": model.to_single_str_token(int(record.top[r, p])), "activation": round(v, 2)})
+display(pd.DataFrame(rows))
+r0, p0, v0 = examples[0]
+n_real = int(mask[r0].sum())
+plots.colored_tokens(model.to_str_tokens(stream[r0, 1:n_real]), act[r0, 1:n_real], max_value=v0)
+""")
+
+md("s5-bins", """
+**Across the whole corpus.** The seed binned every activation in pile-10k and plotted, per bin, the
+proportion of tokens where " an" is the top prediction: it rises with the activation until " an" is
+always predicted, noisily. Same here (`neurons.activation_bins`; bins holding fewer than 5 tokens are
+dropped), with the proportion where " an" actually comes next for comparison.
+""")
+
+code("bins", """
+is_top = record.top == AN
+bins = neurons.activation_bins(act, is_top, valid, n_bins=N_BINS, min_count=5)
+bins_true = neurons.activation_bins(act, nxt == AN, valid, n_bins=N_BINS, min_count=5)
+plots.lines({"' an' is the top prediction": bins["proportion"], "' an' is the next token": bins_true["proportion"]},
+            x=bins["mid"], title=f"L{BEST[0]}.N{BEST[1]} over the corpus", xlabel="activation", ylabel="proportion")
+plt.show()
+corr = torch.corrcoef(torch.stack([act[valid], is_top[valid].float()]))[0, 1].item()
+print(f"correlation of the activation with 'top prediction is \\" an\\"' over {int(valid.sum())} tokens: {corr:.2f}")
+display(bins.round(3))
+assert corr > CORR_MIN
+""")
+
+md("s6", """
+## 6. Congruence: the neuron writes the unembedding of " an"
+
+How does the neuron raise " an"? Its output weights (its row of `W_out`) dotted with the unembedding of
+a token is how much one unit of activation adds to that token's logit: the seed calls it the neuron's
+*congruence* with the token (`lens.neuron_congruence`). First the neuron against every token, then every
+neuron of every layer against " an".
+""")
+
+code("congruence", """
+cong = lens.neuron_congruence(model, BEST[0])[BEST[1]].detach()
+order = cong.argsort(descending=True)
+outliers = [(model.to_single_str_token(int(i)), round(cong[i].item(), 2)) for i in order[:8]]
+compare = {w: cong[tasks.single_token_id(model, w)].item() for w in [" an", " a", " the", " was"]}
+print("most congruent tokens:", outliers)
+print("congruence with " + ", ".join(f"{w!r} {v:.2f}" for w, v in compare.items()))
+an_all = torch.cat([lens.neuron_congruence(model, i, torch.tensor([AN]))[:, 0] for i in range(L)]).detach()
+rank = neurons.congruence_rank(model, AN, BEST)
+axes = plots.grid(2, ncols=2, size=4.5)
+plots.lines(cong[order], title=f"L{BEST[0]}.N{BEST[1]}: congruence with every token (sorted)", xlabel="token rank",
+            ax=axes[0])
+plots.lines(an_all, title="every neuron's congruence with ' an'", xlabel="neuron (layer by layer)", ax=axes[1])
+axes[1].scatter([BEST[0] * D + BEST[1]], [an_all[BEST[0] * D + BEST[1]]], color="red", zorder=3)
+for i in range(1, L):
+    axes[1].axvline(i * D, color="grey", linewidth=0.5)
+plt.tight_layout()
+plt.show()
+an_rank_of_token = int((cong > cong[AN]).sum())
+print(f"' an' is the neuron's #{an_rank_of_token + 1} token; the neuron is #{rank + 1} of {L * D} neurons for ' an'")
+assert rank < RANK_MAX, "the patching neuron is among the most congruent with ' an'"
+assert an_rank_of_token < TOKEN_RANK_MAX, "' an' is among the neuron's most congruent tokens"
+""")
+
+md("s7", """
+## 7. Searching for token-specific neurons by congruence
+
+If congruence is how a neuron predicts a token, it can find such neurons without any prompt. The seed's
+first search: for each token, its most congruent neuron and the margin over the next most congruent
+one. The second: **mutually exclusive** pairs, where the neuron is the token's most congruent neuron
+*and* the token is the neuron's most congruent token, ranked by the product of the two margins.
+`neurons.congruence_search` scans `W_out @ W_U` of every layer in chunks (GPT-2 large's full matrix,
+36 x 5120 x 50257, would not fit in memory); the special tokens (BOS/EOS, unknown, padding) are left out:
+the model never has to predict them, and untrained rows are exactly the "forbidden tokens" that
+clutter the seed's search.
+""")
+
+code("search", """
+tok = model.tokenizer
+special = sorted({t for t in [tok.bos_token_id, tok.eos_token_id, tok.pad_token_id, tok.unk_token_id]
+                  if t is not None})
+search = neurons.congruence_search(model, exclude=special)
+display(neurons.top_token_neurons(search, model, k=8).round(2))
+pairs = neurons.exclusive_pairs(search, model, k=8)
+display(pairs.round(2))
+""")
+
+md("s7-curves", """
+Do the top pairs' neurons predict their tokens over the corpus? Proportion of positions where the
+token is the top prediction, per activation bin, for the three highest-scoring pairs.
+""")
+
+code("pair-curves", """
+top3 = pairs.head(3)
+pair_neurons = [(int(r.layer), int(r.neuron)) for r in top3.itertuples()]
+rec3 = neurons.record_stream(model, stream, mask, pair_neurons)
+axes = plots.grid(len(pair_neurons), ncols=3, size=3.6)
+pair_corr = []
+for ax, r, n in zip(axes, top3.itertuples(), pair_neurons):
+    hit = rec3.top == r.token_id
+    b = neurons.activation_bins(rec3.act(n), hit, valid, n_bins=N_BINS, min_count=5)
+    plots.lines(b["proportion"], x=b["mid"], title=f"L{n[0]}.N{n[1]} -> {r.token}", xlabel="activation", ax=ax)
+    pair_corr.append(torch.corrcoef(torch.stack([rec3.act(n)[valid], hit[valid].float()]))[0, 1].item())
+plt.tight_layout()
+plt.show()
+print("correlations of activation with 'top prediction is the token': "
+      + ", ".join(f"{t} {c:.2f}" for t, c in zip(top3.token, pair_corr)))
+""")
+
+md("s7-measured", """
+### 7.3 Measured across prompt sets and training seeds
+
+`python scripts/measure_ch02.py --models organism /tmp/S1 --seeds 0 1 2` runs sections 1-6 for prompt/corpus
+seeds 0, 1, 2 on the shipped organism (training seed 0) and on the same recipe trained with seed 1, one
+CPU thread (timings pessimistic: the 2-core machine was shared). "best neuron" is the best single neuron of
+the *whole model* (every neuron of every layer patched). The asserts above sit below the worst value:
+
+MEASURED_TABLE
+
+Thresholds: MLP layer recovery > LAYER_REC_MIN, best neuron > BEST_REC_MIN and > SHARE_MIN of its layer,
+correlation > CORR_MIN, congruence rank < RANK_MAX among all neurons, " an" within the neuron's top TOKEN_RANK_MAX tokens.
+""")
+
+md("s8", """
+## 8. The seed's own numbers on GPT-2 large (online only)
+
+With the network, the same calls reproduce the seed's headline facts about L31.N892 cheaply: its
+congruence rank for " an" and its most congruent tokens (no sweeps: GPT-2 large is 774M parameters).
+Setting `MODEL = "gpt2-large"` in the parameters cell runs the whole chapter on it instead. Offline, this
+cell says so and moves on.
+""")
+
+code("gpt2", """
+try:
+    gpt2 = helpers.load_model(GPT2_MODEL)
+except helpers.ModelUnavailableError as err:
+    gpt2 = None
+    print(f"skipped (offline): {err}")
+gpt2_summary = "not run here (offline)"
+if gpt2 is not None:
+    g_an = tasks.single_token_id(gpt2, " an")
+    g_neuron = (31, 892) if gpt2.cfg.n_layers == 36 else BEST
+    g_cong = lens.neuron_congruence(gpt2, g_neuron[0])[g_neuron[1]].detach()
+    g_top = [gpt2.to_single_str_token(int(i)) for i in g_cong.topk(5).indices]
+    g_probs = gpt2(SEED_PROMPT)[0, -1].softmax(-1)
+    gpt2_summary = (f"p(' an') = {g_probs[g_an].item():.2f} on the seed prompt; L{g_neuron[0]}.N{g_neuron[1]} is "
+                    f"#{neurons.congruence_rank(gpt2, g_an, g_neuron) + 1} for ' an'; its top tokens {g_top}")
+    del gpt2
+print(gpt2_summary)
+""")
+
+md("s9", """
+## 9. What holds, and what differs
+""")
+
+code("closing", """
+pd.set_option("display.max_colwidth", None)
+p_seed, p_short = prompt_rows[0]["p(' an')"], prompt_rows[1]["p(' an')"]
+pd.DataFrame([
+    ["A prompt with an example sentence makes the model predict ' an'", "p(' an') = 0.64 on GPT-2 large",
+     gpt2_summary, f"p(' an') = {p_seed:.2f}; without the example sentence {p_short:.2f}"],
+    ["' an' is under-predicted", "top prediction ~1,500 times, occurs ~12,000 (0.13)", "—",
+     f"{predicted} vs {occurs} ({predicted / occurs:.2f}): milder; in this corpus most ' an' are cued by a "
+     "template, the rest (filler sentences) are guesses"],
+    ["The logit lens jumps after one late MLP", "after MLP 31 (of 36)", "—", f"after {jump_stage} (of {L})"],
+    ["Layer patching: that MLP matters (with MLP 0)", "MLP 31 and MLP 0 stand out",
+     "—", f"MLP {DECISIVE} recovers {layer_rec:.2f} at the last position; MLP 0 {mlp_end[0]:.2f}: here MLP 0 "
+     "right after the attention that moves the noun does most of the work"],
+    ["One neuron of it recovers about as much as the whole layer", "L31.N892: 0.50 vs layer 0.49", "—",
+     f"L{BEST[0]}.N{BEST[1]}: {best_rec:.2f} vs layer {layer_rec:.2f}: a large share, not all: the small "
+     "model spreads the job over a few neurons"],
+    ["Its activation correlates with predicting ' an' over a corpus", "rising, noisy curve over pile-10k", "—",
+     f"correlation {corr:.2f} over task text (a much simpler corpus)"],
+    ["It is congruent with ' an'", "' an' an outlier of its congruences; the top neuron for ' an'", "—",
+     f"' an' is its #{an_rank_of_token + 1} token; it is #{rank + 1} of {L * D} neurons for ' an'"],
+    ["Congruence search finds mutually exclusive token-neuron pairs that predict their token",
+     "top pair: 'i' with L33.N4142, smooth curves for the top 5", "—",
+     f"top pairs {', '.join(top3.token)}; correlations {', '.join(f'{c:.2f}' for c in pair_corr)}"],
+], columns=["claim", "source document (GPT-2 large)", "GPT-2 (online)", "this book's model"])
+""")
+
+#: Assert thresholds, with margin below the worst of the measured rows (MEASURED).
+THRESHOLDS = {"TOKEN_RANK_MAX": "5", "LAYER_REC_MIN": "0.15", "BEST_REC_MIN": "0.1", "SHARE_MIN": "0.4", "CORR_MIN": "0.6",
+              "RANK_MAX": "10"}
+
+#: Output of ``python scripts/measure_ch02.py --models organism /tmp/S1 --seeds 0 1 2``.
+MEASURED = """(pending)"""
+
+
+def build() -> nbformat.NotebookNode:
+    """The notebook, with metadata, tags and stable ids."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                   "language_info": {"name": "python"}}
+    for cid, kind, src in CELLS:
+        if kind == "md":
+            cell = nbformat.v4.new_markdown_cell(src)
+        else:
+            cell = nbformat.v4.new_code_cell(src)
+            if kind == "params":
+                cell.metadata["tags"] = ["parameters"]
+        cell.id = cid
+        nb.cells.append(cell)
+    return nb
+
+
+def main() -> None:
+    nb = build()
+    substitutions = {"MEASURED_TABLE": MEASURED, **THRESHOLDS}
+    for cell in nb.cells:
+        for key, value in substitutions.items():
+            cell.source = cell.source.replace(key, value)
+    nbformat.validate(nb)
+    OUT.write_text(nbformat.writes(nb) + "\n")
+    print(f"wrote {OUT} ({len(nb.cells)} cells)")
+
+
+if __name__ == "__main__":
+    main()
