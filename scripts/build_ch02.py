@@ -56,6 +56,7 @@ SEED = 0               # seeds the prompt set and the corpus
 N_PROMPTS = 32         # clean/corrupted " an" prompt pairs for patching (one token length)
 N_TEXTS = 600          # texts drawn for the corpus of section 5 (the seed used pile-10k: ~10M tokens)
 N_BINS = 20            # activation bins of section 5
+CHUNK = 16             # patched variants per forward pass (x N_PROMPTS prompts): see section 4
 GPT2_MODEL = "gpt2-large"  # section 8, online only: the seed's own numbers on GPT-2 large (skipped offline)
 """, kind="params")
 
@@ -199,8 +200,8 @@ L, T, D = cfg.n_layers, tokens.shape[1], cfg.d_mlp
 kinds = ("resid_pre", "attn_out", "mlp_out")
 source = P.cache_activations(model, tokens, [f"blocks.{i}.hook_{k}" for i in range(L) for k in kinds])
 variants, shape = P.layer_variants(L, kinds=kinds, n_pos=T)
-rec = P.recovery(P.patch_sweep(model, corrupted, source, variants, metric, pos=-1), corrupt_diff, clean_diff)
-rec = rec.view(shape)
+rec = P.recovery(P.patch_sweep(model, corrupted, source, variants, metric, pos=-1, chunk_size=CHUNK),
+                 corrupt_diff, clean_diff).view(shape)
 axes = plots.grid(3, ncols=1, size=6)
 for k, (kind, ax) in enumerate(zip(kinds, axes)):
     plots.heatmap(rec[k], title=f"recovery, patching {kind}", ylabel="layer", cmap="RdBu_r", vmin=-1, vmax=1,
@@ -213,12 +214,14 @@ at_end.round(3).T
 """)
 
 md("s3-read", """
-As in the seed, the residual stream carries the noun at its own position until some attention layer
-moves it to the last position; then MLPs turn "apple" into " an". Two MLPs stand out in GPT-2 large, 0 and
-31; the seed sets MLP 0 aside (Neel Nanda's note: in GPT-2, MLP 0 acts like an extension of the
-embedding and matters for almost everything) and follows MLP 31, the layer where the logit lens jumps.
-We do the same: the **decisive layer** is the MLP where the logit lens makes its largest step, and we
-check that patching it at the last position recovers a good share of the logit difference.
+In GPT-2 large, the noun reaches the last position through attention around layer 26, and two MLPs stand
+out, 0 and 31; the seed sets MLP 0 aside (Neel Nanda's note: in GPT-2, MLP 0 acts like an extension of
+the embedding and matters for almost everything) and follows MLP 31, where the logit lens jumps. In the
+4-layer organism the noun is moved at once: patching layer 0's attention output at the last position
+restores everything, and MLP 0 right after it restores almost everything too; it is where "apple" is
+first turned into something about the article. Later MLPs each restore a part. We follow the seed: the
+**decisive layer** is the MLP where the logit lens makes its largest step, and we check that patching it
+at the last position recovers a good share of the logit difference.
 """)
 
 code("decisive", """
@@ -236,6 +239,13 @@ Neurons of one MLP do not feed each other: each writes its activation times its 
 residual stream. So a neuron can be patched like a head: write its clean activation (at the last
 position) into the corrupted run. `patching.neuron_variants` makes one variant per neuron and the engine
 runs them in batches; a plain loop (one forward per neuron) on a sample checks the numbers and the speed.
+
+On a CPU, with 32 prompts per variant, batching buys little here (measured: 256 neurons in about 9.5 s
+with 16 variants per pass, 12 s for the loop, 21 s with the engine's default of up to 256 variants per
+pass, one thread on a shared machine): each variant is already a batch of 32 prompts, so the forward is
+compute-bound and stacking more only adds memory traffic. The large speedups of
+`tests/test_bench_patching.py` come with few, short prompts, where a forward's fixed cost dominates; on a GPU
+batching pays in both regimes.
 """)
 
 code("neurons", """
@@ -243,7 +253,8 @@ hook = f"blocks.{DECISIVE}.mlp.hook_post"
 source = P.cache_activations(model, tokens, [hook])
 variants, _ = P.neuron_variants(DECISIVE, D, pos=T - 1)
 t0 = time.perf_counter()
-nrec = P.recovery(P.patch_sweep(model, corrupted, source, variants, metric, pos=-1), corrupt_diff, clean_diff)
+nrec = P.recovery(P.patch_sweep(model, corrupted, source, variants, metric, pos=-1, chunk_size=CHUNK),
+                  corrupt_diff, clean_diff)
 t_batched = time.perf_counter() - t0
 BEST = (DECISIVE, int(nrec.argmax()))
 best_rec = nrec[BEST[1]].item()
@@ -254,7 +265,7 @@ loop = P.recovery(P.patch_one_by_one(model, corrupted, source, [variants[i] for 
 t_loop = (time.perf_counter() - t0) / len(sample) * D
 max_diff = (loop - nrec[sample]).abs().max().item()
 print(f"batched: {D} neurons in {t_batched:.1f}s; loop: {t_loop:.1f}s for {D} (extrapolated from {len(sample)}); "
-      f"speedup {t_loop / t_batched:.0f}x; max |difference| {max_diff:.1e}")
+      f"ratio {t_loop / t_batched:.1f}x; max |difference| {max_diff:.1e}")
 ax = plots.lines(nrec, title=f"recovery, patching one neuron of MLP {DECISIVE} at the last position",
                  xlabel="neuron", ylabel="recovery")
 ax.axhline(layer_rec, color="grey", linestyle="--", linewidth=1)
@@ -269,10 +280,11 @@ assert best_rec > BEST_REC_MIN and best_rec / layer_rec > SHARE_MIN, "one neuron
 """)
 
 md("s4-all", """
-Is that neuron special only within its layer? The measurement script (`scripts/measure_ch02.py`)
-also patches every neuron of every layer (one sweep of `layers x d_mlp` variants): on every prompt set
-and both organism training seeds the best single neuron of the whole model is the one found here (see
-the table in section 7.3).
+Is that neuron special only within its layer? The measurement script (`scripts/measure_ch02.py`) also
+patches every neuron of every layer (one sweep of `layers x d_mlp` variants): on every prompt set, and on a
+second organism trained with another seed (where the decisive layer is MLP 2), the best single neuron of
+the whole model is the best neuron of the decisive layer (table in section 7.3). It carries a large share
+of its layer but not all of it, unlike L31.N892: a few other neurons of the layer add small parts.
 """)
 
 md("s5", """
@@ -408,7 +420,7 @@ the *whole model* (every neuron of every layer patched). The asserts above sit b
 MEASURED_TABLE
 
 Thresholds: MLP layer recovery > LAYER_REC_MIN, best neuron > BEST_REC_MIN and > SHARE_MIN of its layer,
-correlation > CORR_MIN, congruence rank < RANK_MAX among all neurons, " an" within the neuron's top TOKEN_RANK_MAX tokens.
+correlation > CORR_MIN, the neuron among the top RANK_MAX neurons for " an", and " an" among the neuron's top TOKEN_RANK_MAX tokens.
 """)
 
 md("s8", """
@@ -470,11 +482,22 @@ pd.DataFrame([
 """)
 
 #: Assert thresholds, with margin below the worst of the measured rows (MEASURED).
-THRESHOLDS = {"TOKEN_RANK_MAX": "5", "LAYER_REC_MIN": "0.15", "BEST_REC_MIN": "0.1", "SHARE_MIN": "0.4", "CORR_MIN": "0.6",
-              "RANK_MAX": "10"}
+THRESHOLDS = {"TOKEN_RANK_MAX": "3", "LAYER_REC_MIN": "0.15", "BEST_REC_MIN": "0.07", "SHARE_MIN": "0.2",
+              "CORR_MIN": "0.7", "RANK_MAX": "10"}
 
-#: Output of ``python scripts/measure_ch02.py --models organism /tmp/S1 --seeds 0 1 2``.
-MEASURED = """(pending)"""
+#: ``python scripts/measure_ch02.py --models organism /tmp/S1 --seeds 0 1 2`` (organism = training seed 0,
+#: /tmp/S1 = the same recipe, training seed 1), one thread on the shared 2-core machine.
+MEASURED = """| model (training seed) | prompt/corpus seed | logit diff clean / corrupted | largest lens step | decisive MLP (largest MLP lens step) | its recovery | MLP 0 recovery | best single neuron (all layers) | its recovery | share of its layer | ' an' occurs / top prediction | corr(activation, top = ' an') | neuron's rank for ' an' (of 1024) | ' an''s rank for the neuron | time (s) |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| organism (0) | 0 | 8.64 / -8.03 | L3.mlp | 3 | 0.285 | 0.974 | L3.N152 | 0.183 | 0.64 | 124 / 90 | 0.838 | #5 | #1 | 76 |
+| organism (0) | 1 | 8.79 / -7.74 | L3.mlp | 3 | 0.275 | 0.972 | L3.N152 | 0.180 | 0.66 | 97 / 74 | 0.811 | #5 | #1 | 102 |
+| organism (0) | 2 | 8.71 / -7.70 | L3.mlp | 3 | 0.278 | 0.976 | L3.N152 | 0.186 | 0.67 | 98 / 83 | 0.856 | #5 | #1 | 53 |
+| seed 1 | 0 | 8.96 / -8.86 | L0.attn | 2 | 0.312 | 0.916 | L2.N120 | 0.095 | 0.31 | 124 / 90 | 0.953 | #7 | #1 | 132 |
+| seed 1 | 1 | 8.78 / -9.14 | L0.attn | 2* | 0.310 | 0.910 | L2.N120 | 0.095 | 0.31 | 97 / 75 | 0.956 | #7 | #1 | 140 |
+| seed 1 | 2 | 8.47 / -9.00 | L0.attn | 2* | 0.314 | 0.910 | L2.N120 | 0.094 | 0.30 | 98 / 82 | 0.966 | #7 | #1 | 273 |
+
+\\* the layer of the best neuron; the largest MLP lens step was recorded for prompt set 0 of training seed 1
+only. In every row the best neuron of the whole model is the best neuron of the decisive layer."""
 
 
 def build() -> nbformat.NotebookNode:
