@@ -61,13 +61,15 @@ def measure(model, seed: int, n_prompts: int = 32, n_texts: int = 600) -> dict:
     act = rec_s.act(best)[valid]
     top_an = (rec_s.top == an)[valid].float()
     corr = torch.corrcoef(torch.stack([act, top_an]))[0, 1].item()
+    cong_best = lens.neuron_congruence(model, best[0])[best[1]].detach()
     return {"clean": cm, "corrupt": km, "largest lens step": jump, "MLP 0 rec": mlp_end[0].item(),
             "decisive MLP (lens)": layer, "its rec": mlp_end[layer].item(),
             "best neuron in it": f"L{layer}.N{in_layer}", "neuron rec": nrec[layer, in_layer].item(),
             "share of layer": (nrec[layer, in_layer] / mlp_end[layer]).item(),
             "best neuron overall": f"L{overall[0]}.N{overall[1]}", "its rec ": nrec[overall].item(),
             "an occurs": int((nxt[valid] == an).sum()), "an predicted": int(top_an.sum()),
-            "corr(act, top=an)": corr, "an-congruence rank": neurons.congruence_rank(model, an, best)}
+            "corr(act, top=an)": corr, "an-congruence rank": neurons.congruence_rank(model, an, best),
+            "an's rank for the neuron": int((cong_best > cong_best[an]).sum())}
 
 
 def main() -> None:
