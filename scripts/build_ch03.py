@@ -127,6 +127,29 @@ pd.DataFrame({"input token": [completion.tokens[i] for i in top.indices.tolist()
               f"share of {completion.generated[0]!r}": [f"{v:.0%}" for v in top.values.tolist()]})
 """)
 
+md("s1-names", """
+One sentence is an anecdote. Over 100 held-out IOI prompts: what share of the answer's saliency goes to
+the three name tokens (the indirect object, and the subject twice), against the share any 3 tokens would get
+if saliency were uniform, and how often the most salient context token is a name?
+""")
+
+code("saliency-names", """
+ioi = tasks.make("ioi", 100, "test", SEED).encode(model)
+ioi_saliency = saliency.grad_x_input(model, ioi.tokens, ioi.end, ioi.answers)
+rows = torch.arange(len(ioi.end), device=ioi.tokens.device)
+name_pos = torch.stack([ioi.positions[k] for k in ("IO", "S1", "S2")], 1)
+context = ioi_saliency.clone()
+context[:, 0] = -1             # BOS and the last token are not context
+context[rows, ioi.end] = -1
+names_share = ioi_saliency.gather(1, name_pos.to(ioi_saliency.device)).sum(1).mean().item()
+uniform_share = (3 / (ioi.end + 1).float()).mean().item()
+top_is_name = (name_pos == context.argmax(-1)[:, None]).any(1).float().mean().item()
+print(f"names' share of the answer: {names_share:.0%} (uniform: {uniform_share:.0%}); "
+      f"the most salient context token is a name in {top_is_name:.0%} of prompts")
+# 3 organisms x 3 prompt seeds (scripts/measure_ch03.py): ratio 2.31-2.70, top token a name 0.96-1.00
+assert names_share > NAMES_RATIO_MIN * uniform_share and top_is_name > TOP_NAME_MIN
+""")
+
 md("s1-vis", """
 The completion, coloured by the shares of each generated token (choose the generated token in the menu;
 hover over a token for its share). A static copy follows.
@@ -486,29 +509,31 @@ md("s5", """
 
 code("closing", """
 pd.set_option("display.max_colwidth", None)
+ONLINE = "the same cells with MODEL = 'gpt2-xl' (not run here: offline)" if MODEL == "organism" else f"see above ({MODEL})"
 sep_txt, num_txt = f"{sep_stage[1]} (layer {sep_layer})", f"{num_stage[1]} (layer {num_layer})"
 pd.DataFrame([
     ["Gradient x input shares say which input tokens a prediction came from",
      "seed 003: 'Shakespeare' gets 53% of the first token of 1564 (GPT-2 XL)", gpt2_summary,
-     f"IOI: the answer {completion.generated[0]!r} draws {ioi_shares.topk(2).values.sum():.0%} from its two top tokens; "
-     "the seed's sentence is outside the organism's vocabulary (clear error)"],
+     f"IOI (100 prompts): the three name tokens get {names_share:.0%} of the answer's saliency ({uniform_share:.0%} "
+     f"if uniform); the most salient token is a name in {top_is_name:.0%}. The seed's sentence is outside the "
+     "organism's vocabulary (clear error)"],
     ["... and they are right: deleting the salient tokens changes the prediction more than deleting random ones",
-     "not tested in the seed", "not run here",
+     "not tested in the seed", ONLINE,
      f"{int(pooled['n'])} prompts: probability drop {pooled['drop_salient']:.2f} vs {pooled['drop_random']:.2f}, "
      f"prediction changed {pooled['flip_salient']:.0%} vs {pooled['flip_random']:.0%}"],
     ["Half a model can talk: early layers predict the comma, deeper layers the number",
-     "seed 003: logit lens on '1, 2, 3,' (picture)", "not run here",
+     "seed 003: logit lens on '1, 2, 3,' (picture)", ONLINE,
      f"separator at {sep_txt}, number at {num_txt} of {N_LAYERS} (>= 90% of {N_COUNTING} prompts)"],
     ["Two-digit numbers are decided elsewhere",
-     "seed 003: a new cluster takes over past 10", "not run here",
+     "seed 003: a new cluster takes over past 10", ONLINE,
      "not seen: one- and two-digit numbers (single tokens here, as in GPT-2) appear at nearby stages, "
      "in no consistent order across trainings"],
     ["Activation clusters are humanly readable (first token, separators, numbers, names …)",
-     "seed 003: observed (pictures)", "not run here",
+     "seed 003: observed (pictures)", ONLINE,
      f"purity {purity['purity (token kind)'].min():.2f}-{purity['purity (token kind)'].max():.2f} by layer vs "
      f"{purity['shuffled (token kind)'].mean():.2f} by chance (K={K})"],
     ["Counting splits into a comma cluster and a number cluster",
-     "seed 003: observed", "not run here",
+     "seed 003: observed", ONLINE,
      f"2-cluster purity up to {counting_purity['k=2: purity (number / comma)'].max():.2f}"],
 ], columns=["claim", "source document", "GPT-2 (online)", "this book's model"])
 """)
@@ -523,7 +548,7 @@ elsewhere) is reported as such.
 
 #: Assert thresholds, below the worst of 3 models x 3 prompt seeds in scripts/measure_ch03.py (tables below).
 THRESHOLDS = {"DELETION_GAP_MIN": "0.2", "FLIP_GAP_MIN": "0.2", "BEATS_MIN": "0.7", "PURITY_GAP_MIN": "0.1",
-              "COUNT_PURITY_MIN": "0.95"}
+              "COUNT_PURITY_MIN": "0.95", "NAMES_RATIO_MIN": "2.0", "TOP_NAME_MIN": "0.9"}
 
 DELETION_TABLE = """| model | prompt seed | prompts | p drop, salient | p drop, random | gap | changed, salient | changed, random | salient beats random |
 |---|---|---|---|---|---|---|---|---|

@@ -34,6 +34,21 @@ def deletion(model, seed: int, n: int, k: int, draws: int) -> dict[str, float]:
     return pooled.summary()
 
 
+def ioi_name_shares(model, seed: int, n: int = 100) -> dict[str, float]:
+    """Saliency of the IOI answer: share of the three name tokens, uniform share of 3 tokens, top token a name."""
+    enc = tasks.make("ioi", n, "test", seed).encode(model)
+    shares = saliency.grad_x_input(model, enc.tokens, enc.end, enc.answers)
+    rows = torch.arange(n, device=enc.tokens.device)
+    name_pos = torch.stack([enc.positions[k] for k in ("IO", "S1", "S2")], 1)
+    context = shares.clone()
+    context[:, 0] = -1
+    context[rows, enc.end] = -1
+    top = context.argmax(-1)
+    return {"names": shares.gather(1, name_pos).sum(1).mean().item(),
+            "uniform": (3 / (enc.end + 1).float()).mean().item(),
+            "top_is_name": (name_pos == top[:, None]).any(1).float().mean().item()}
+
+
 def counting_lens(model, seed: int, n: int) -> dict[str, object]:
     """Logit-lens accuracy by stage on counting prompts: separator, next number (<10, >=10)."""
     enc = tasks.make("counting", n, "all", seed).encode(model)
@@ -92,7 +107,7 @@ def main() -> None:
     p.add_argument("--k", type=int, default=8)
     args = p.parse_args()
     torch.set_num_threads(1)
-    dele, lns, clu, cnt = [], [], [], []
+    dele, lns, clu, cnt, names = [], [], [], [], []
     for name in args.models:
         model = helpers.load_model(name, device="cpu", verbose=False)
         for seed in args.seeds:
@@ -101,6 +116,9 @@ def main() -> None:
             dele.append(f"| {name} | {seed} | {d['n']} | {d['drop_salient']:.3f} | {d['drop_random']:.3f} | "
                         f"{d['drop_salient'] - d['drop_random']:.3f} | {d['flip_salient']:.2f} | "
                         f"{d['flip_random']:.2f} | {d['salient_beats_random']:.2f} |")
+            nm = ioi_name_shares(model, seed)
+            names.append(f"| {name} | {seed} | {nm['names']:.3f} | {nm['uniform']:.3f} | "
+                         f"{nm['names'] / nm['uniform']:.2f} | {nm['top_is_name']:.2f} |")
             c = counting_lens(model, seed, args.n_counting)
             lns.append(f"| {name} | {seed} | " + " | ".join(
                 f"{c[key]['first@0.5']} / {c[key]['first@0.9']}" for key in
@@ -111,6 +129,9 @@ def main() -> None:
                        + " |")
             print(f"{name} seed {seed}: {time.time() - t0:.1f}s; lens accuracy by stage {c['labels']}: "
                   + "; ".join(f"{key} {c[key]['acc']}" for key in ("separator", "number")), flush=True)
+    print("\n| model | seed | names' share of the IOI answer | 3 tokens' uniform share | ratio | top token a name |"
+          "\n|---|---|---|---|---|---|")
+    print("\n".join(names))
     print("\n| model | seed | prompts | p drop, salient | p drop, random | gap | flips, salient | flips, random "
           "| salient beats random |\n|---|---|---|---|---|---|---|---|---|")
     print("\n".join(dele))
