@@ -1,0 +1,292 @@
+"""Circuits: path patching on top of the batched engine, head-class scores, circuit ablation.
+
+Path patching (Wang et al., 2022) asks how much of a sender head's effect travels along one path: to
+the logits directly, or into a receiver head's query, key or value. It runs in two batched passes:
+
+1. the *base* prompts (the clean ones) with each variant's senders given their *source* activations
+   (the ABC-corrupted ones) and every other head frozen to its base value; the receivers' q/k/v
+   inputs are recorded (for the logits as receiver, this pass is the answer);
+2. the base prompts again, with each receiver's q, k or v replaced by the value recorded for that
+   variant; everything downstream recomputes; the metric is read off the logits.
+
+Variants are stacked on the batch axis as in :func:`helpers.patching.patch_sweep` (K at a time, each
+slice with its own patch), and the forward stops at ``ln_final`` with logits only at the answer position.
+A head is ``(layer, head)``; a variant is a list of sender heads patched together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from .lens import final_ln
+from .patching import (
+    Metric,
+    Site,
+    _forward_logits_at,
+    _StopForward,
+    as_positions,
+    cache_activations,
+    check_tokens,
+)
+
+Head = tuple[int, int]
+
+
+def _check_heads(model, heads: Sequence[Head], what: str) -> None:
+    L, H = model.cfg.n_layers, model.cfg.n_heads
+    for hd in heads:
+        if len(hd) != 2 or not (0 <= hd[0] < L and 0 <= hd[1] < H):
+            raise ValueError(f"{what}: head {hd!r} is not a (layer, head) of this model "
+                             f"({L} layers x {H} heads)")
+
+
+def z_hooks(model) -> list[str]:
+    """Names of every layer's ``hook_z`` (the per-head outputs before W_O)."""
+    return [f"blocks.{layer}.attn.hook_z" for layer in range(model.cfg.n_layers)]
+
+
+@torch.no_grad()
+def path_patch(model, base_tokens: torch.Tensor, source_tokens: torch.Tensor,
+               senders: Sequence[Sequence[Head]], metric: Metric, pos=-1,
+               receivers: Sequence[Head] | None = None, receiver_input: str = "q",
+               receiver_pos: int | None = None, freeze_mlps: bool = False,
+               chunk_size: int = 32, progress: bool = False) -> torch.Tensor:
+    """Metric after path patching each sender variant -> receivers (None: the logits) -> [len(senders)].
+
+    ``receiver_input`` is ``"q"``, ``"k"`` or ``"v"``; ``receiver_pos`` an int position (None: all).
+    With ``freeze_mlps`` the MLPs are frozen too in pass 1 (the paper lets them recompute).
+    """
+    check_tokens(base_tokens, source_tokens)
+    if len(senders) == 0:
+        raise ValueError("no sender variants to patch")
+    for variant in senders:
+        _check_heads(model, variant, "senders")
+    if receiver_input not in ("q", "k", "v"):
+        raise ValueError(f"receiver_input must be 'q', 'k' or 'v', got {receiver_input!r}")
+    if receivers is not None:
+        if len(receivers) == 0:
+            raise ValueError("receivers is empty: pass None to path-patch to the logits")
+        _check_heads(model, receivers, "receivers")
+        first_receiver = min(r[0] for r in receivers)
+        late = [s for v in senders for s in v if s[0] >= first_receiver]
+        if late:
+            raise ValueError(f"senders {late} are not upstream of the earliest receiver layer {first_receiver}")
+    B, T = base_tokens.shape
+    p = as_positions(pos, B, T)
+    L, H = model.cfg.n_layers, model.cfg.n_heads
+    names = z_hooks(model) + ([f"blocks.{i}.hook_mlp_out" for i in range(L)] if freeze_mlps else [])
+    base = cache_activations(model, base_tokens, names)
+    source = cache_activations(model, source_tokens, z_hooks(model))
+    results = []
+    starts = range(0, len(senders), chunk_size)
+    for start in tqdm(starts, desc="path patching", disable=not progress or len(starts) == 1):
+        chunk = senders[start:start + chunk_size]
+        K = len(chunk)
+        mask = torch.zeros(K, L, H, dtype=torch.bool, device=base_tokens.device)
+        for k, variant in enumerate(chunk):
+            for layer, head in variant:
+                mask[k, layer, head] = True
+        hooks = [(f"blocks.{i}.attn.hook_z", _freeze_hook(mask[:, i], source[f"blocks.{i}.attn.hook_z"],
+                                                          base[f"blocks.{i}.attn.hook_z"], K, B))
+                 for i in range(L)]
+        if freeze_mlps:
+            hooks += [(f"blocks.{i}.hook_mlp_out", _freeze_hook(None, None, base[f"blocks.{i}.hook_mlp_out"], K, B))
+                      for i in range(L)]
+        tokens = base_tokens.repeat(K, 1)
+        if receivers is None:
+            logits = _forward_logits_at(model, tokens, p, B, hooks)
+        else:
+            recorded = _record_receivers(model, tokens, hooks, receivers, receiver_input)
+            rhooks = [(name, _replace_hook(act, receivers, name, receiver_pos)) for name, act in recorded.items()]
+            logits = _forward_logits_at(model, tokens, p, B, rhooks)
+        results.append(metric(logits.view(K, B, -1)))
+    return torch.cat(results)
+
+
+def _freeze_hook(mask: torch.Tensor | None, src: torch.Tensor | None, frozen: torch.Tensor,
+                 K: int, B: int) -> Callable:
+    """Write ``src`` into the heads set in ``mask`` [K, H] and the frozen base value everywhere else."""
+    def hook(act, hook):
+        shape = act.shape
+        out = frozen[None].expand((K,) + tuple(frozen.shape)).to(act.dtype)
+        if mask is not None:
+            out = torch.where(mask[:, None, None, :, None], src[None].to(act.dtype), out)
+        return out.reshape(shape).clone()
+    return hook
+
+
+def _record_receivers(model, tokens: torch.Tensor, hooks: list, receivers: Sequence[Head],
+                      receiver_input: str) -> dict[str, torch.Tensor]:
+    """Pass 1 of path patching: the receivers' q/k/v activations, stopping after the last one."""
+    names = sorted({f"blocks.{layer}.attn.hook_{receiver_input}" for layer, _ in receivers})
+    last = f"blocks.{max(r[0] for r in receivers)}.attn.hook_{receiver_input}"
+    store: dict[str, torch.Tensor] = {}
+
+    def keeper(name: str):
+        def keep(act, hook):
+            store[name] = act.detach().clone()
+            if name == last:
+                raise _StopForward
+        return keep
+
+    try:
+        model.run_with_hooks(tokens, fwd_hooks=hooks + [(n, keeper(n)) for n in names])
+    except _StopForward:
+        pass
+    return store
+
+
+def _replace_hook(recorded: torch.Tensor, receivers: Sequence[Head], name: str, pos: int | None) -> Callable:
+    layer = int(name.split(".")[1])
+    heads = [h for lay, h in receivers if lay == layer]
+    p = slice(None) if pos is None else pos
+
+    def hook(act, hook):
+        act = act.clone()
+        act[:, p, heads] = recorded[:, p, heads].to(act.dtype)
+        return act
+    return hook
+
+
+# --------------------------------------------------------------------------- head-class scores
+
+@torch.no_grad()
+def attention_scores(model, tokens: torch.Tensor, query_pos: torch.Tensor, key_pos: torch.Tensor) -> torch.Tensor:
+    """Mean attention from ``query_pos`` to ``key_pos`` (one of each per prompt) -> [L, H]."""
+    check_tokens(tokens)
+    B, T = tokens.shape
+    q, k = as_positions(query_pos, B, T), as_positions(key_pos, B, T)
+    if (k > q).any():
+        raise ValueError("key positions must not come after query positions (attention is causal)")
+    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
+    pats = cache_activations(model, tokens, names)
+    rows = torch.arange(B)
+    return torch.stack([pats[n][rows, :, q, k].mean(0) for n in names])  # [B, H] -> mean
+
+
+@torch.no_grad()
+def copy_scores(model, token_ids: torch.Tensor, top_k: int = 5, negative: bool = False,
+                within: bool = False) -> torch.Tensor:
+    """Fraction of ``token_ids`` each head's OV circuit copies (``negative``: suppresses) -> [L, H].
+
+    As in Wang et al.: a token's representation after layer 0 (BOS, token), through the head's
+    W_V W_O, the final LayerNorm and the unembedding; the token counts if it is among the ``top_k``
+    logits (of -OV when ``negative``) — of the whole vocabulary, or of ``token_ids`` only (``within``).
+    """
+    token_ids = torch.as_tensor(token_ids, dtype=torch.long).flatten()
+    if token_ids.numel() == 0:
+        raise ValueError("need at least one token id")
+    if (token_ids < 0).any() or (token_ids >= model.cfg.d_vocab).any():
+        raise ValueError(f"token ids must lie in [0, {model.cfg.d_vocab})")
+    bos = model.tokenizer.bos_token_id if model.tokenizer.bos_token_id is not None else model.tokenizer.eos_token_id
+    dev = model.W_U.device
+    tokens = torch.stack([torch.full_like(token_ids, int(bos)), token_ids], 1).to(dev)
+    x = cache_activations(model, tokens, ["blocks.0.hook_resid_post"])["blocks.0.hook_resid_post"][:, 1]
+    x = final_ln(x, model=model)  # the layer-1 LayerNorm, folded into W_V in compatibility mode
+    ov = torch.einsum("nd,lhde,lhem->lhnm", x, model.W_V, model.W_O)
+    logits = final_ln(ov, model=model) @ model.W_U
+    if within:
+        logits = logits[..., token_ids.to(dev)]
+        token_ids = torch.arange(len(token_ids))
+    if negative:
+        logits = -logits
+    top = logits.topk(top_k, dim=-1).indices  # [L, H, n, k]
+    return (top == token_ids.to(dev)[:, None]).any(-1).float().mean(-1)
+
+
+# --------------------------------------------------------------------------- circuits as ablations
+
+def complement_variant(model, keep: Sequence[Head]) -> list[Site]:
+    """Sites of every head *not* in ``keep`` (all positions): one variant that ablates the rest."""
+    _check_heads(model, keep, "circuit")
+    keep_set = {tuple(h) for h in keep}
+    return [Site(f"blocks.{layer}.attn.hook_z", (slice(None), h))
+            for layer in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)
+            if (layer, h) not in keep_set]
+
+
+def heads_variant(model, heads: Sequence[Head]) -> list[Site]:
+    """Sites of the given heads (all positions): one variant."""
+    _check_heads(model, heads, "heads")
+    return [Site(f"blocks.{layer}.attn.hook_z", (slice(None), h)) for layer, h in heads]
+
+
+def head_name(head: Head) -> str:
+    """``L1H6``."""
+    return f"L{head[0]}H{head[1]}"
+
+
+@torch.no_grad()
+def cache_with_patch(model, tokens: torch.Tensor, hooks: Sequence[str], variant: Sequence[Site],
+                     source: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The named activations of a run of ``tokens`` with ``variant`` patched from ``source`` (e.g. a knockout)."""
+    from .patching import _masked_hook, _masks_for
+
+    check_tokens(tokens)
+    B = tokens.shape[0]
+    masks = _masks_for([variant], {k: v.shape for k, v in source.items()}, tokens.device)
+    store: dict[str, torch.Tensor] = {}
+
+    def keeper(name: str):
+        def keep(act, hook):
+            store[name] = act.detach().clone()
+        return keep
+
+    fwd = [(n, _masked_hook(masks[n], source[n], 1, B)) for n in masks] + [(n, keeper(n)) for n in set(hooks)]
+    model.run_with_hooks(tokens, fwd_hooks=fwd)
+    missing = set(hooks) - set(store)
+    if missing:
+        raise KeyError(f"hooks not found on this model: {sorted(missing)}")
+    return store
+
+
+def top_heads(scores: torch.Tensor, n: int) -> list[Head]:
+    """The ``n`` heads with the largest score ([L, H]), best first."""
+    if scores.dim() != 2:
+        raise ValueError(f"scores must be [n_layers, n_heads], got shape {tuple(scores.shape)}")
+    if not 1 <= n <= scores.numel():
+        raise ValueError(f"n must lie in [1, {scores.numel()}], got {n}")
+    idx = scores.flatten().topk(n).indices.tolist()
+    return [divmod(i, scores.shape[1]) for i in idx]
+
+
+def classify_heads(table, direct: Sequence[Head], feeders, carriers: Sequence[Head] = ()) -> dict[Head, tuple[str, str]]:
+    """Name the circuit's heads by the paper's classes from their scores -> {head: (class, why)}.
+
+    ``table``: one row per head (index ``L{l}H{h}``) with columns DLA, END→IO, END→S2, S2→S1, S2→S1+1,
+    prev-token (random); ``direct``: heads found by path patching to the logits; ``feeders``: rows
+    (sender, receivers, input, change) of heads feeding them; ``carriers``: heads whose knockout lowers
+    the IO logit. Direct heads: negative DLA -> negative name mover; attends END→IO more than END→S2 ->
+    name mover; otherwise S-suppression (attends S2, raises IO − S). Feeders: the largest of S2→S1
+    (duplicate-token), S2→S1+1 (induction), END→S2 (S-inhibition) and the previous-token score.
+    Carriers: name mover if they attend END→IO more than END→S2, else "other".
+    """
+    out: dict[Head, tuple[str, str]] = {}
+    for h in direct:
+        r = table.loc[head_name(h)]
+        if r["DLA"] < 0:
+            out[h] = ("negative name mover", f"DLA {r['DLA']:+.2f}, END→IO {r['END→IO']:.2f}")
+        elif r["END→IO"] >= r["END→S2"]:
+            out[h] = ("name mover", f"DLA {r['DLA']:+.2f}, END→IO {r['END→IO']:.2f}")
+        else:
+            out[h] = ("S-suppression", f"DLA {r['DLA']:+.2f}, END→S2 {r['END→S2']:.2f} > END→IO {r['END→IO']:.2f}")
+    kinds = {"S2→S1": "duplicate-token", "S2→S1+1": "induction", "END→S2": "S-inhibition",
+             "prev-token (random)": "previous-token"}
+    for row in feeders.itertuples():
+        layer, head = (int(x) for x in row.sender[1:].split("H"))
+        if (layer, head) in out:
+            continue
+        r = table.loc[row.sender]
+        best = max(kinds, key=lambda k: r[k])
+        why = f"{best} {r[best]:.2f}; path to {row.receivers} ({row.input}) {row.change:+.2f}"
+        out[(layer, head)] = (kinds[best], why)
+    for h in carriers:
+        if h in out:
+            continue
+        r = table.loc[head_name(h)]
+        cls = "name mover" if r["END→IO"] >= r["END→S2"] else "other"
+        out[h] = (cls, f"knockout lowers the IO logit; END→IO {r['END→IO']:.2f}, END→S2 {r['END→S2']:.2f}")
+    return out

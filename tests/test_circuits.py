@@ -1,0 +1,178 @@
+import matplotlib
+import pandas as pd
+import pytest
+import torch
+
+from helpers import circuits as C
+from helpers import load_model, plots
+from helpers import patching as P
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_gpt2_dir):
+    torch.set_num_threads(1)
+    model = load_model(str(tiny_gpt2_dir), device="cpu", verbose=False)
+    g = torch.Generator().manual_seed(0)
+    clean = torch.randint(0, 97, (3, 7), generator=g)
+    corrupt = clean.clone()
+    corrupt[:, 2] = torch.randint(0, 97, (3,), generator=g)  # only position 2 differs, as S2 in IOI
+    metric = P.logit_diff_metric(torch.tensor([5, 6, 7]), torch.tensor([8, 9, 10]))
+    return model, clean, corrupt, metric
+
+
+def _heads(model):
+    return [(i, j) for i in range(model.cfg.n_layers) for j in range(model.cfg.n_heads)]
+
+
+def _metric_of(model, tokens, metric):
+    return metric(P.logits_at(model, tokens, -1)[None]).item()
+
+
+def test_path_patching_nothing_changes_nothing(setup):
+    model, clean, corrupt, metric = setup
+    base = _metric_of(model, clean, metric)
+    out = C.path_patch(model, clean, corrupt, [[]], metric)
+    assert abs(out.item() - base) < 1e-5
+    out = C.path_patch(model, clean, corrupt, [[]], metric, receivers=[(1, 0)], receiver_input="k")
+    assert abs(out.item() - base) < 1e-5
+
+
+def test_same_source_changes_nothing(setup):
+    model, clean, _, metric = setup
+    base = _metric_of(model, clean, metric)
+    out = C.path_patch(model, clean, clean, [[h] for h in _heads(model)], metric)
+    assert (out - base).abs().max() < 1e-5
+
+
+def test_every_sender_restores_the_source_metric(setup):
+    # The END residual is its own embedding + every head's output at END + MLPs of it: with every head
+    # given the source's outputs (and END's token the same), the source's metric comes back exactly.
+    model, clean, corrupt, metric = setup
+    out = C.path_patch(model, corrupt, clean, [_heads(model)], metric)
+    assert abs(out.item() - _metric_of(model, clean, metric)) < 1e-4
+
+
+def test_last_layer_to_logits_equals_activation_patching(setup):
+    model, clean, corrupt, metric = setup
+    last = model.cfg.n_layers - 1
+    senders = [[(last, h)] for h in range(model.cfg.n_heads)]
+    path = C.path_patch(model, clean, corrupt, senders, metric)
+    src = P.cache_activations(model, corrupt, C.z_hooks(model))
+    act = P.patch_sweep(model, clean, src, [C.heads_variant(model, s) for s in senders], metric, progress=False)
+    assert (path - act).abs().max() < 1e-5
+
+
+def test_receiver_path_equals_two_step_reference(setup):
+    model, clean, corrupt, metric = setup
+    sender, receiver = (0, 1), (1, 2)
+    src = P.cache_activations(model, corrupt, C.z_hooks(model))
+    base = P.cache_activations(model, clean, C.z_hooks(model))
+
+    def freeze(act, hook):  # every head frozen to clean except the sender, given its corrupted output
+        layer = int(hook.name.split(".")[1])
+        out = base[f"blocks.{layer}.attn.hook_z"].clone()
+        if layer == sender[0]:
+            out[:, :, sender[1]] = src[f"blocks.{layer}.attn.hook_z"][:, :, sender[1]]
+        return out
+
+    rec = {}
+    model.run_with_hooks(clean, fwd_hooks=[(n, freeze) for n in C.z_hooks(model)]
+                         + [("blocks.1.attn.hook_v", lambda a, hook: rec.setdefault("v", a.clone()))])
+
+    def put(act, hook):
+        act = act.clone()
+        act[:, :, receiver[1]] = rec["v"][:, :, receiver[1]]
+        return act
+    ref = metric(model.run_with_hooks(clean, fwd_hooks=[("blocks.1.attn.hook_v", put)])[:, -1][None]).item()
+    out = C.path_patch(model, clean, corrupt, [[sender]], metric, receivers=[receiver], receiver_input="v")
+    assert abs(out.item() - ref) < 1e-5
+
+
+def test_chunking_does_not_change_results(setup):
+    model, clean, corrupt, metric = setup
+    senders = [[h] for h in _heads(model) if h[0] == 0]
+    a = C.path_patch(model, clean, corrupt, senders, metric, receivers=[(1, 0), (1, 3)], receiver_input="q",
+                     receiver_pos=-1, chunk_size=3)
+    b = C.path_patch(model, clean, corrupt, senders, metric, receivers=[(1, 0), (1, 3)], receiver_input="q",
+                     receiver_pos=-1, chunk_size=100)
+    assert (a - b).abs().max() < 1e-5
+
+
+def test_path_patch_bad_inputs(setup):
+    model, clean, corrupt, metric = setup
+    with pytest.raises(ValueError, match="same shape"):
+        C.path_patch(model, clean, corrupt[:, :5], [[(0, 0)]], metric)
+    with pytest.raises(ValueError, match="not a \\(layer, head\\)"):
+        C.path_patch(model, clean, corrupt, [[(9, 0)]], metric)
+    with pytest.raises(ValueError, match="upstream"):
+        C.path_patch(model, clean, corrupt, [[(1, 0)]], metric, receivers=[(1, 1)])
+    with pytest.raises(ValueError, match="'q', 'k' or 'v'"):
+        C.path_patch(model, clean, corrupt, [[(0, 0)]], metric, receivers=[(1, 1)], receiver_input="z")
+    with pytest.raises(ValueError, match="no sender"):
+        C.path_patch(model, clean, corrupt, [], metric)
+    with pytest.raises(ValueError, match="receivers is empty"):
+        C.path_patch(model, clean, corrupt, [[(0, 0)]], metric, receivers=[])
+
+
+def test_attention_scores(setup):
+    model, clean, _, _ = setup
+    s = C.attention_scores(model, clean, -1, 0)
+    assert s.shape == (model.cfg.n_layers, model.cfg.n_heads) and (s >= 0).all() and (s <= 1).all()
+    total = sum(C.attention_scores(model, clean, 3, k) for k in range(4))
+    assert torch.allclose(total, torch.ones_like(total), atol=1e-5)
+    with pytest.raises(ValueError, match="causal"):
+        C.attention_scores(model, clean, 2, 4)
+
+
+def test_copy_scores(setup):
+    model = setup[0]
+    ids = torch.arange(10, 30)
+    s = C.copy_scores(model, ids, top_k=3)
+    assert s.shape == (model.cfg.n_layers, model.cfg.n_heads) and (s >= 0).all() and (s <= 1).all()
+    assert (C.copy_scores(model, ids, top_k=len(ids), within=True) == 1).all()
+    with pytest.raises(ValueError, match="token ids"):
+        C.copy_scores(model, torch.tensor([10_000]))
+    with pytest.raises(ValueError, match="at least one"):
+        C.copy_scores(model, torch.tensor([], dtype=torch.long))
+
+
+def test_ablation_variants_and_cache_with_patch(setup):
+    model, clean, corrupt, _ = setup
+    n = model.cfg.n_layers * model.cfg.n_heads
+    assert len(C.complement_variant(model, [(0, 0)])) == n - 1 and len(C.complement_variant(model, [])) == n
+    with pytest.raises(ValueError, match="circuit"):
+        C.complement_variant(model, [(0, 99)])
+    plain = P.cache_activations(model, clean, C.z_hooks(model))
+    same = C.cache_with_patch(model, clean, C.z_hooks(model), [], plain)
+    assert all(torch.allclose(plain[k], same[k]) for k in plain)
+    src = P.cache_activations(model, corrupt, C.z_hooks(model))
+    ko = C.cache_with_patch(model, clean, C.z_hooks(model), C.heads_variant(model, [(0, 1)]), src)
+    assert torch.allclose(ko["blocks.0.attn.hook_z"][:, :, 1], src["blocks.0.attn.hook_z"][:, :, 1])
+    with pytest.raises(KeyError, match="not found|does not exist"):
+        C.cache_with_patch(model, clean, ["blocks.9.nothing"], [], plain)
+
+
+def test_top_heads_and_classify():
+    s = torch.tensor([[0.1, 0.9], [0.5, 0.2]])
+    assert C.top_heads(s, 2) == [(0, 1), (1, 0)]
+    with pytest.raises(ValueError):
+        C.top_heads(s, 5)
+    cols = ["DLA", "END→IO", "END→S2", "S2→S1", "S2→S1+1", "prev-token (random)"]
+    table = pd.DataFrame([[0.0, 0, 0, 0.9, 0.1, 0.1], [0.5, 0.8, 0.1, 0, 0, 0], [0.4, 0.0, 0.6, 0, 0, 0],
+                          [-0.3, 0.5, 0.1, 0, 0, 0]], index=["L0H0", "L1H0", "L1H1", "L1H2"], columns=cols)
+    feeders = pd.DataFrame([["L0H0", "L1H0", "k", -0.4]], columns=["sender", "receivers", "input", "change"])
+    out = C.classify_heads(table, [(1, 0), (1, 1), (1, 2)], feeders)
+    assert [out[h][0] for h in [(1, 0), (1, 1), (1, 2), (0, 0)]] == \
+        ["name mover", "S-suppression", "negative name mover", "duplicate-token"]
+    out = C.classify_heads(table, [(1, 1)], feeders.iloc[:0], carriers=[(1, 0), (1, 1)])
+    assert out[(1, 0)][0] == "name mover" and out[(1, 1)][0] == "S-suppression"
+
+
+def test_circuit_diagram():
+    ax = plots.circuit_diagram({"L0H0": (0, "duplicate-token"), "L1H0": (1, "name mover")},
+                               [("L0H0", "L1H0", "k -0.4"), ("L1H0", "logits", "-0.8")], n_layers=2)
+    assert ax.get_title() == "circuit"
+    with pytest.raises(ValueError, match="not in the circuit"):
+        plots.circuit_diagram({"L0H0": (0, "x")}, [("L0H1", "logits", "")], n_layers=2)
