@@ -159,14 +159,29 @@ def _prob_and_top(model, tokens: torch.Tensor, lengths: torch.Tensor, pred: torc
     return torch.cat(ps), torch.cat(tops)
 
 
+def replace_positions(tokens: torch.Tensor, positions: torch.Tensor, pool: torch.Tensor,
+                      generator: torch.Generator) -> torch.Tensor:
+    """Overwrite ``positions`` [batch, k] of each row with tokens drawn uniformly from ``pool`` (1-D)."""
+    if positions.ndim != 2 or positions.shape[0] != tokens.shape[0]:
+        raise ValueError(f"positions must be [batch={tokens.shape[0]}, k], got shape {tuple(positions.shape)}")
+    if pool.ndim != 1 or pool.numel() == 0:
+        raise ValueError("pool must be a non-empty 1-D tensor of token ids")
+    draw = pool[torch.randint(len(pool), tuple(positions.shape), generator=generator).to(pool.device)]
+    return tokens.scatter(1, positions, draw.to(tokens.device))
+
+
 def deletion_test(model, tokens: torch.Tensor, lengths: torch.Tensor, k: int = 2, draws: int = 5,
-                  seed: int = 0, batch: int = 256) -> DeletionResult:
+                  seed: int = 0, batch: int = 256, mode: str = "delete") -> DeletionResult:
     """Delete the ``k`` most salient context tokens of each prompt, or ``k`` random ones, and re-predict.
 
     Candidates are the context tokens: not BOS (position 0) and not the last token (the one the
     prediction is made from: deleting it would change *where* the model predicts, a trivial effect).
-    The saliency is that of the model's own top-1 prediction on the full prompt.
+    The saliency is that of the model's own top-1 prediction on the full prompt. ``mode="replace"``
+    overwrites the chosen tokens instead, each with a token drawn from the batch's own context tokens
+    (the prompt keeps its length and layout; only the words change).
     """
+    if mode not in ("delete", "replace"):
+        raise ValueError(f"mode must be 'delete' or 'replace', got {mode!r}")
     if tokens.ndim != 2 or lengths.shape != (tokens.shape[0],):
         raise ValueError("tokens must be [batch, pos] and lengths [batch]")
     if k < 1 or int(lengths.min()) - 2 < k:
@@ -188,7 +203,11 @@ def deletion_test(model, tokens: torch.Tensor, lengths: torch.Tensor, k: int = 2
     noise = torch.rand((draws, *tokens.shape), generator=gen).to(tokens.device)
     rand = noise.masked_fill(~candidate[None], -1.0).topk(k, dim=-1).indices  # [draws, B, k]
     B = tokens.shape[0]
-    variants = [delete_positions(tokens, lengths, d, pad) for d in [top, *rand]]
+    if mode == "delete":
+        variants = [delete_positions(tokens, lengths, d, pad) for d in [top, *rand]]
+    else:
+        pool = tokens[candidate].unique()
+        variants = [(replace_positions(tokens, d, pool, gen), lengths) for d in [top, *rand]]
     width = max(v[0].shape[1] for v in variants)
     all_toks = torch.cat([torch.nn.functional.pad(v[0], (0, width - v[0].shape[1]), value=pad) for v in variants])
     all_len = torch.cat([v[1] for v in variants])

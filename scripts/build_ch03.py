@@ -185,7 +185,9 @@ context tokens with the largest shares, and predict again; as a control, delete 
 at random (`DRAWS` draws). *Context* excludes the BOS token and the last token (deleting the token the
 prediction is made from would move the prediction itself, a trivial effect). Two measures: the drop in
 the probability of the original prediction, and how often the top-1 prediction changes. Four tasks,
-`N_PER_TASK` held-out prompts each.
+`N_PER_TASK` held-out prompts each. Deleting shortens the prompt and breaks its layout, so the whole test is
+run a second time *replacing* the chosen tokens instead, each by a token drawn from the context tokens of the
+same batch (last row of the table).
 """)
 
 code("deletion", """
@@ -197,6 +199,13 @@ for task in DELETION_TASKS:
     results[task] = saliency.deletion_test(model, enc.tokens, enc.lengths, k=K_DELETE, draws=DRAWS, seed=SEED)
 results["all tasks"] = saliency.DeletionResult(*[torch.cat([getattr(results[t], f) for t in DELETION_TASKS])
                                                 for f in FIELDS])
+replaced = []
+for task in DELETION_TASKS:  # the same test, replacing the chosen tokens by random context tokens of the batch
+    enc = tasks.make(task, N_PER_TASK, "test", SEED).encode(model)
+    replaced.append(saliency.deletion_test(model, enc.tokens, enc.lengths, k=K_DELETE, draws=DRAWS, seed=SEED,
+                                           mode="replace"))
+results["all tasks, replaced"] = saliency.DeletionResult(*[torch.cat([getattr(r, f) for r in replaced])
+                                                          for f in FIELDS])
 deletion = pd.DataFrame({task: r.summary() for task, r in results.items()}).T
 deletion["n"] = deletion["n"].astype(int)
 deletion.round(3)
@@ -214,7 +223,7 @@ plt.show()
 md("s1-assert", """
 Across three prompt seeds and three trainings of the organism (the shipped one and two other candidates;
 `scripts/measure_ch03.py`, 200 prompts a row), deleting the salient tokens always costs the prediction much
-more than deleting random ones:
+more than deleting random ones, and the same holds when they are replaced:
 
 DELETION_TABLE
 
@@ -229,6 +238,10 @@ assert pooled["n"] >= 100
 assert pooled["drop_salient"] - pooled["drop_random"] > DELETION_GAP_MIN, "salient tokens matter more than random ones"
 assert pooled["flip_salient"] - pooled["flip_random"] > FLIP_GAP_MIN
 assert pooled["salient_beats_random"] > BEATS_MIN
+swapped = deletion.loc["all tasks, replaced"]
+assert swapped["drop_salient"] - swapped["drop_random"] > DELETION_GAP_MIN, "... and when they are replaced, not deleted"
+assert swapped["flip_salient"] - swapped["flip_random"] > FLIP_GAP_MIN
+assert swapped["salient_beats_random"] > BEATS_MIN
 """)
 
 md("s2", """
@@ -517,10 +530,12 @@ pd.DataFrame([
      f"IOI (100 prompts): the three name tokens get {names_share:.0%} of the answer's saliency ({uniform_share:.0%} "
      f"if uniform); the most salient token is a name in {top_is_name:.0%}. The seed's sentence is outside the "
      "organism's vocabulary (clear error)"],
-    ["... and they are right: deleting the salient tokens changes the prediction more than deleting random ones",
+    ["... and they are right: deleting (or replacing) the salient tokens changes the prediction more than random ones",
      "not tested in the seed", ONLINE,
      f"{int(pooled['n'])} prompts: probability drop {pooled['drop_salient']:.2f} vs {pooled['drop_random']:.2f}, "
-     f"prediction changed {pooled['flip_salient']:.0%} vs {pooled['flip_random']:.0%}"],
+     f"prediction changed {pooled['flip_salient']:.0%} vs {pooled['flip_random']:.0%}; replacing instead of "
+     f"deleting: {swapped['drop_salient']:.2f} vs {swapped['drop_random']:.2f}, "
+     f"{swapped['flip_salient']:.0%} vs {swapped['flip_random']:.0%}"],
     ["Half a model can talk: early layers predict the comma, deeper layers the number",
      "seed 003: logit lens on '1, 2, 3,' (picture)", ONLINE,
      f"separator at {sep_txt}, number at {num_txt} of {N_LAYERS} (>= 90% of {N_COUNTING} prompts)"],
@@ -550,17 +565,26 @@ elsewhere) is reported as such.
 THRESHOLDS = {"DELETION_GAP_MIN": "0.2", "FLIP_GAP_MIN": "0.2", "BEATS_MIN": "0.7", "PURITY_GAP_MIN": "0.1",
               "COUNT_PURITY_MIN": "0.95", "NAMES_RATIO_MIN": "2.0", "TOP_NAME_MIN": "0.9"}
 
-DELETION_TABLE = """| model | prompt seed | prompts | p drop, salient | p drop, random | gap | changed, salient | changed, random | salient beats random |
-|---|---|---|---|---|---|---|---|---|
-| organism (shipped, training seed 0) | 0 | 200 | 0.707 | 0.242 | 0.465 | 0.83 | 0.29 | 0.85 |
-| organism (shipped, training seed 0) | 1 | 200 | 0.703 | 0.290 | 0.413 | 0.84 | 0.35 | 0.83 |
-| organism (shipped, training seed 0) | 2 | 200 | 0.738 | 0.259 | 0.479 | 0.87 | 0.32 | 0.87 |
-| organism, training seed 1 | 0 | 200 | 0.591 | 0.213 | 0.378 | 0.77 | 0.33 | 0.88 |
-| organism, training seed 1 | 1 | 200 | 0.624 | 0.231 | 0.394 | 0.80 | 0.34 | 0.84 |
-| organism, training seed 1 | 2 | 200 | 0.640 | 0.235 | 0.404 | 0.84 | 0.37 | 0.86 |
-| organism, earlier candidate | 0 | 200 | 0.526 | 0.291 | 0.234 | 0.75 | 0.47 | 0.73 |
-| organism, earlier candidate | 1 | 200 | 0.589 | 0.319 | 0.270 | 0.80 | 0.48 | 0.80 |
-| organism, earlier candidate | 2 | 200 | 0.546 | 0.303 | 0.244 | 0.75 | 0.47 | 0.76 |"""
+DELETION_TABLE = """| model | prompt seed | mode | prompts | p drop, salient | p drop, random | gap | changed, salient | changed, random | salient beats random |
+|---|---|---|---|---|---|---|---|---|---|
+| organism (shipped, training seed 0) | 0 | delete | 200 | 0.707 | 0.242 | 0.465 | 0.83 | 0.29 | 0.85 |
+| organism (shipped, training seed 0) | 0 | replace | 200 | 0.696 | 0.305 | 0.390 | 0.80 | 0.29 | 0.82 |
+| organism (shipped, training seed 0) | 1 | delete | 200 | 0.703 | 0.290 | 0.413 | 0.84 | 0.35 | 0.83 |
+| organism (shipped, training seed 0) | 1 | replace | 200 | 0.668 | 0.308 | 0.360 | 0.78 | 0.32 | 0.80 |
+| organism (shipped, training seed 0) | 2 | delete | 200 | 0.738 | 0.259 | 0.479 | 0.87 | 0.32 | 0.87 |
+| organism (shipped, training seed 0) | 2 | replace | 200 | 0.724 | 0.300 | 0.424 | 0.82 | 0.31 | 0.85 |
+| organism, training seed 1 | 0 | delete | 200 | 0.591 | 0.213 | 0.378 | 0.77 | 0.33 | 0.88 |
+| organism, training seed 1 | 0 | replace | 200 | 0.645 | 0.237 | 0.408 | 0.83 | 0.30 | 0.86 |
+| organism, training seed 1 | 1 | delete | 200 | 0.624 | 0.231 | 0.394 | 0.80 | 0.34 | 0.84 |
+| organism, training seed 1 | 1 | replace | 200 | 0.605 | 0.267 | 0.338 | 0.77 | 0.32 | 0.82 |
+| organism, training seed 1 | 2 | delete | 200 | 0.640 | 0.235 | 0.404 | 0.84 | 0.37 | 0.86 |
+| organism, training seed 1 | 2 | replace | 200 | 0.640 | 0.251 | 0.389 | 0.81 | 0.33 | 0.85 |
+| organism, earlier candidate | 0 | delete | 200 | 0.526 | 0.291 | 0.234 | 0.75 | 0.47 | 0.73 |
+| organism, earlier candidate | 0 | replace | 200 | 0.464 | 0.163 | 0.300 | 0.63 | 0.26 | 0.79 |
+| organism, earlier candidate | 1 | delete | 200 | 0.589 | 0.319 | 0.270 | 0.80 | 0.48 | 0.80 |
+| organism, earlier candidate | 1 | replace | 200 | 0.575 | 0.193 | 0.382 | 0.75 | 0.28 | 0.84 |
+| organism, earlier candidate | 2 | delete | 200 | 0.546 | 0.303 | 0.244 | 0.75 | 0.47 | 0.76 |
+| organism, earlier candidate | 2 | replace | 200 | 0.493 | 0.182 | 0.311 | 0.67 | 0.28 | 0.80 |"""
 LENS_TABLE = """| model | prompt seed | separator | next number | next number < 10 | next number >= 10 |
 |---|---|---|---|---|---|
 | organism (shipped) | 0, 1, 2 | L0.mlp / L0.mlp | L2.mlp / L3.attn | L1.mlp / L3.attn | L2.mlp / L3.mlp |

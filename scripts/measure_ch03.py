@@ -23,12 +23,12 @@ DELETION_TASKS = ("ioi", "articles", "counting", "colored_objects")
 CLUSTER_TASKS = ("counting", "colored_objects", "ioi", "articles", "filler")
 
 
-def deletion(model, seed: int, n: int, k: int, draws: int) -> dict[str, float]:
-    """Deletion test pooled over DELETION_TASKS (n prompts each)."""
+def deletion(model, seed: int, n: int, k: int, draws: int, mode: str = "delete") -> dict[str, float]:
+    """Deletion (or replacement) test pooled over DELETION_TASKS (n prompts each)."""
     results = []
     for task in DELETION_TASKS:
         enc = tasks.make(task, n, "test", seed).encode(model)
-        results.append(saliency.deletion_test(model, enc.tokens, enc.lengths, k=k, draws=draws, seed=seed))
+        results.append(saliency.deletion_test(model, enc.tokens, enc.lengths, k=k, draws=draws, seed=seed, mode=mode))
     pooled = saliency.DeletionResult(*[torch.cat([getattr(r, f) for r in results])
                                        for f in ("p_before", "p_salient", "p_random", "flip_salient", "flip_random")])
     return pooled.summary()
@@ -112,10 +112,11 @@ def main() -> None:
         model = helpers.load_model(name, device="cpu", verbose=False)
         for seed in args.seeds:
             t0 = time.time()
-            d = deletion(model, seed, args.n_deletion, k=2, draws=5)
-            dele.append(f"| {name} | {seed} | {d['n']} | {d['drop_salient']:.3f} | {d['drop_random']:.3f} | "
-                        f"{d['drop_salient'] - d['drop_random']:.3f} | {d['flip_salient']:.2f} | "
-                        f"{d['flip_random']:.2f} | {d['salient_beats_random']:.2f} |")
+            for mode in ("delete", "replace"):
+                d = deletion(model, seed, args.n_deletion, k=2, draws=5, mode=mode)
+                dele.append(f"| {name} | {seed} | {mode} | {d['n']} | {d['drop_salient']:.3f} | {d['drop_random']:.3f} | "
+                            f"{d['drop_salient'] - d['drop_random']:.3f} | {d['flip_salient']:.2f} | "
+                            f"{d['flip_random']:.2f} | {d['salient_beats_random']:.2f} |")
             nm = ioi_name_shares(model, seed)
             names.append(f"| {name} | {seed} | {nm['names']:.3f} | {nm['uniform']:.3f} | "
                          f"{nm['names'] / nm['uniform']:.2f} | {nm['top_is_name']:.2f} |")
@@ -132,8 +133,8 @@ def main() -> None:
     print("\n| model | seed | names' share of the IOI answer | 3 tokens' uniform share | ratio | top token a name |"
           "\n|---|---|---|---|---|---|")
     print("\n".join(names))
-    print("\n| model | seed | prompts | p drop, salient | p drop, random | gap | flips, salient | flips, random "
-          "| salient beats random |\n|---|---|---|---|---|---|---|---|---|")
+    print("\n| model | seed | mode | prompts | p drop, salient | p drop, random | gap | flips, salient | flips, random "
+          "| salient beats random |\n|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(dele))
     print("\n| model | seed | separator (first stage >= 0.5 / >= 0.9) | next number | next number < 10 | "
           "next number >= 10 |\n|---|---|---|---|---|---|")

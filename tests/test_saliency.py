@@ -104,3 +104,16 @@ def test_salient_deletions_hurt_the_organism_more_than_random_ones(organism):
     enc = tasks.make("counting", 30, "test", 0).encode(organism)
     s = saliency.deletion_test(organism, enc.tokens, enc.lengths, k=2, draws=3).summary()
     assert s["drop_salient"] > s["drop_random"]
+
+
+def test_replace_positions_and_replace_mode(model):
+    t = torch.tensor([[0, 1, 2, 3], [0, 4, 5, 6]])
+    g = torch.Generator().manual_seed(0)
+    out = saliency.replace_positions(t, torch.tensor([[1], [2]]), torch.tensor([9]), g)
+    assert out.tolist() == [[0, 9, 2, 3], [0, 4, 9, 6]]
+    with pytest.raises(ValueError, match="pool"):
+        saliency.replace_positions(t, torch.tensor([[1], [2]]), torch.tensor([], dtype=torch.long), g)
+    r = saliency.deletion_test(model, toks(4, (4, 10)), torch.tensor([10, 9, 8, 10]), k=2, draws=3, mode="replace")
+    assert r.p_random.shape == (4, 3)
+    with pytest.raises(ValueError, match="mode"):
+        saliency.deletion_test(model, toks(4, (4, 10)), torch.tensor([10, 9, 8, 10]), mode="mask")
