@@ -119,11 +119,12 @@ def circuit_diagram(nodes: Mapping[str, tuple[int, str]], edges: Sequence[tuple[
     missing = {n for e in edges for n in e[:2]} - set(nodes) - {"logits"}
     if missing:
         raise ValueError(f"edges name nodes that are not in the circuit: {sorted(missing)}")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 1.3 * (n_layers + 1)))
     by_layer: dict[int, list[str]] = {}
     for name, (layer, _) in nodes.items():
         by_layer.setdefault(layer, []).append(name)
+    if ax is None:
+        widest = max((len(v) for v in by_layer.values()), default=1)
+        _, ax = plt.subplots(figsize=(max(7.0, 1.7 * widest), 1.3 * (n_layers + 1)))
     xy = {"logits": (0.5, n_layers)}
     for layer, names in by_layer.items():
         for i, name in enumerate(names):
@@ -131,7 +132,7 @@ def circuit_diagram(nodes: Mapping[str, tuple[int, str]], edges: Sequence[tuple[
     for s, r, label in edges:
         (x0, y0), (x1, y1) = xy[s], xy[r]
         ax.annotate("", (x1, y1 - 0.15), (x0, y0 + 0.15), arrowprops={"arrowstyle": "->", "color": "0.3"})
-        ax.text((x0 + x1) / 2, (y0 + y1) / 2, label, fontsize=8, ha="center", va="center",
+        ax.text(0.7 * x0 + 0.3 * x1, 0.7 * y0 + 0.3 * y1, label, fontsize=8, ha="center", va="center",
                 bbox={"boxstyle": "round", "fc": "white", "ec": "none", "alpha": 0.8})
     for name, (x, y) in xy.items():
         cls = nodes[name][1] if name in nodes else "logits"

@@ -84,6 +84,7 @@ helpers.seed_everything(SEED)
 torch.set_num_threads(1)  # the machine is shared; one thread is also fastest for the small model
 model = helpers.load_model(MODEL)
 L, H = model.cfg.n_layers, model.cfg.n_heads
+HEAD_TICKS = {"xticks": [str(j) for j in range(H)], "yticks": [str(i) for i in range(L)]}  # for layer x head maps
 IS_ORGANISM = MODEL.startswith("organism")
 print(f"model: {MODEL} ({L} layers x {H} heads, d_model={model.cfg.d_model}, vocabulary {model.cfg.d_vocab})")
 print(helpers.describe(torch.device(model.cfg.device)))
@@ -150,7 +151,7 @@ direction = lens.logit_diff_direction(model, enc.answers, enc.distractors)
 dla = lens.direct_logit_attribution(model, clean_cache, END, direction).mean(-1).detach()
 top_dla = circuits.top_heads(dla, 3)
 plots.heatmap(dla, title="direct logit attribution to IO − S", xlabel="head", ylabel="layer", cmap="RdBu",
-              center=True)
+              center=True, **HEAD_TICKS)
 plt.show()
 print("largest |DLA|:", ", ".join(f"{head_name(h)} {dla[h].item():+.2f}" for h in top_dla),
       f"(clean logit diff {clean_ld:.2f})")
@@ -175,8 +176,9 @@ T = clean_tokens.shape[1]
 variants, shape = patching.layer_variants(L, kinds=("resid_pre",), n_pos=T)
 resid_rec = patching.recovery(patching.patch_sweep(model, abc_tokens, clean_acts, variants, metric, END),
                               abc_ld, clean_ld).view(shape)[0]
-plots.heatmap(resid_rec, title="recovery: residual stream (resid_pre) patched", xlabel="position",
-              ylabel="layer", cmap="RdBu", center=True, xticks=labels)
+ax = plots.heatmap(resid_rec, title="recovery: residual stream (resid_pre) patched", xlabel="position",
+                   ylabel="layer", cmap="RdBu", center=True, xticks=labels, yticks=HEAD_TICKS["yticks"])
+plt.setp(ax.get_xticklabels(), rotation=90)
 plt.show()
 s2 = int(enc.positions["S2"][0])
 print(f"layer 0: recovery {resid_rec[0, s2]:.2f} at S2 (position {s2}), {resid_rec[0, -1]:.2f} at END; "
@@ -199,10 +201,11 @@ head_pos_rec = patching.recovery(patching.patch_sweep(model, abc_tokens, clean_a
                                  abc_ld, clean_ld).view(shape)
 axes = plots.grid(2, ncols=2, size=4.8)
 plots.heatmap(head_rec, title="recovery: head output patched (all positions)", xlabel="head", ylabel="layer",
-              cmap="RdBu", center=True, ax=axes[0])
+              cmap="RdBu", center=True, ax=axes[0], **HEAD_TICKS)
 plots.heatmap(head_pos_rec.reshape(L * H, T), title="recovery: head output at one position",
               xlabel="position", ylabel="layer.head", cmap="RdBu", center=True, ax=axes[1],
               xticks=labels, yticks=[f"{i}.{j}" for i in range(L) for j in range(H)])
+plt.setp(axes[1].get_xticklabels(), rotation=90)
 plt.tight_layout()
 plt.show()
 top_patch = circuits.top_heads(head_rec, 4)
@@ -232,7 +235,7 @@ no_mlp = circuits.path_patch(model, clean_tokens, abc_tokens, [[h] for h in dire
                              freeze_mlps=True)
 direct_no_mlp = dict(zip(direct_heads, ((no_mlp - clean_ld) / clean_ld).tolist()))
 plots.heatmap(direct_effect, title="path patching head → logits: change / clean logit diff", xlabel="head",
-              ylabel="layer", cmap="RdBu", center=True)
+              ylabel="layer", cmap="RdBu", center=True, **HEAD_TICKS)
 plt.show()
 for h in direct_heads:
     print(f"direct head {head_name(h)}: {direct_effect[h].item():+.2f} with the MLPs recomputing, "
@@ -341,6 +344,25 @@ pd.DataFrame({"class": [c for c, _ in circuit.values()], "why": [w for _, w in c
              index=[head_name(h) for h in circuit])
 """)
 
+md("s5r", """
+**Does the S-head know that S is repeated?** GPT-2's S-inhibition heads act because S occurs twice
+(duplicate-token and induction heads tell them). A head *in layer 0* cannot know that: it sees tokens and
+positions only. In the ABC prompts S2 is replaced by a third name that occurs once; if a head attends
+END → that position just as much, it is looking for *the last name*, not for the repeated one.
+""")
+
+code("last-name", """
+abc_attn_s2 = circuits.attention_scores(model, abc_tokens, END, P["S2"])
+s_heads = [h for h in circuit if circuit[h][0] in ("S-suppression", "S-inhibition")]
+for h in s_heads:
+    print(f"{head_name(h)}: END → S2 {score['END→S2'][h].item():.2f} on clean prompts, "
+          f"END → the same position {abc_attn_s2[h].item():.2f} on ABC prompts (a name seen once)")
+if IS_ORGANISM:
+    h = s_heads[0]
+    assert score["END→S2"][h] > LAST_NAME_MIN and abs(score["END→S2"][h] - abc_attn_s2[h]) < REPEAT_DIFF_MAX, \
+        "the organism's S-head attends to the last name whether or not it is repeated"
+""")
+
 md("s5c", """
 The attention of the circuit's heads on one prompt (hover over the tokens):
 """)
@@ -370,7 +392,7 @@ for h in direct_heads:
     rise[h] = 0.0
 backup = [h for h in all_heads if rise[h] > BACKUP_MIN * clean_ld]
 plots.heatmap(rise, title="DLA change when the direct heads are knocked out", xlabel="head", ylabel="layer",
-              cmap="RdBu", center=True)
+              cmap="RdBu", center=True, **HEAD_TICKS)
 plt.show()
 print(f"logit diff {clean_ld:.2f} -> {ko_logits:.2f} with {', '.join(map(head_name, direct_heads))} ablated; "
       f"largest DLA rise {rise.max().item():+.3f} ({head_name(circuits.top_heads(rise, 1)[0])}); "
@@ -458,7 +480,27 @@ plots.circuit_diagram({head_name(h): (h[0], c) for h, (c, _) in circuit.items()}
 plt.show()
 """)
 
-md("s9", """
+md("s8b", """
+**What the organism does** (figures of the shipped organism over five prompt sets, table in section 10).
+Its IOI circuit lives entirely in **layer 0 and the MLPs**:
+
+* one head (L0H0) attends from END to **the last name** of the prompt — S2 in every IOI template — and,
+  through the MLPs (its effect falls from about −100% to −3% of the logit difference when they are
+  frozen), pushes that name *down*: an *S-suppression* head, the job of GPT-2's S-inhibition heads and
+  name movers' attention bias done in one step. It does not detect repetition: it attends the third
+  name of an ABC prompt just as much. It has learned the templates' shortcut *the answer is the other
+  name*, not the paper's *the answer is the name that is not repeated*;
+* four layer-0 heads (L0H1, L0H2, L0H4, L0H5) bring the names to END (each attends to both names);
+  they are invisible to ABC patching (their outputs are the same on ABC prompts) and found only by
+  knockout. They are the organism's name movers, but they copy through the MLPs: their direct OV copy
+  scores are at chance;
+* with only L0H0 kept, the logit difference survives (100–112%) while top-1 accuracy collapses to
+  5–11%: **a logit-difference faithfulness score can hide half a circuit**. With the five heads it is
+  100% on both;
+* no head of layers 1–3 matters, so there are no induction, duplicate-token or previous-token heads in
+  this circuit, no negative name movers, and knocking out L0H0 reveals **no backup** (no head's DLA rises
+  by more than 1% of the logit difference).
+
 ## 9. GPT-2 small (online only)
 
 With the hub reachable, set `MODEL = "gpt2-small"` to run this whole chapter on the paper's model;
@@ -529,7 +571,7 @@ pd.DataFrame([
 THRESHOLDS = {"ACC_MIN": "0.9", "LD_MIN": "8", "ABC_MAX": "1.0", "GAP_MIN": "7", "BACKUP_MIN": "0.05",
               "DIRECT_MAIN_MIN": "0.7", "NO_MLP_MAX": "0.15", "CARRIERS_MIN": "3", "FAITH_LO": "0.8",
               "FAITH_HI": "1.3", "TOP1_MIN": "0.9", "ABC_FAITH_MIN": "0.8", "ABC_TOP1_MAX": "0.3",
-              "MINIMAL_MIN": "0.02", "INCOMPLETE_MAX": "0.2"}
+              "MINIMAL_MIN": "0.02", "INCOMPLETE_MAX": "0.2", "LAST_NAME_MIN": "0.3", "REPEAT_DIFF_MAX": "0.1"}
 
 MEASURED = """(not measured yet)"""
 

@@ -34,7 +34,8 @@ print("MEASURED" + _json.dumps({
     "classes": {head_name(h): c for h, (c, _) in circuit.items()},
     "faithfulness": faithfulness, "min_single_drop": _single.minimality.min(),
     "max_incompleteness_rel": crit["incompleteness / F(M)"].max(), "max_dla_rise": rise.max().item(),
-    "ko_logit_diff": ko_logits, "max_copy": score["copy"].max().item(), "max_neg_copy": score["neg. copy"].max().item(),
+    "ko_logit_diff": ko_logits, "last_name_clean": score["END→S2"][s_heads[0]].item(),
+    "last_name_abc": abc_attn_s2[s_heads[0]].item(), "max_copy": score["copy"].max().item(), "max_neg_copy": score["neg. copy"].max().item(),
 }))
 """
 
@@ -73,7 +74,7 @@ def main() -> None:
         rows.append((seed, template, m))
         print(json.dumps({"seed": seed, "template": template, **m}), flush=True)
     keys = ["accuracy", "logit_diff", "abc_logit_diff", "gap", "main_direct", "main_no_mlp", "carriers",
-            "faithfulness", "top1_circuit", "faith_abc", "top1_abc", "min_single_drop", "max_incompleteness_rel", "max_dla_rise", "max_copy", "max_neg_copy", "seconds"]
+            "faithfulness", "top1_circuit", "faith_abc", "top1_abc", "min_single_drop", "max_incompleteness_rel", "max_dla_rise", "last_name_clean", "last_name_abc", "max_copy", "max_neg_copy", "seconds"]
     print("| seed | template | " + " | ".join(keys) + " | circuit |")
     print("|---" * (len(keys) + 3) + "|")
     for seed, template, m in rows:
