@@ -542,7 +542,7 @@ pd.DataFrame([
     ["Two-digit numbers are decided elsewhere",
      "seed 003: a new cluster takes over past 10", ONLINE,
      "not seen: one- and two-digit numbers (single tokens here, as in GPT-2) appear at nearby stages, "
-     "in no consistent order across trainings"],
+     "in no consistent order across trainings; with 3 clusters the commas split in two, but not by digits"],
     ["Activation clusters are humanly readable (first token, separators, numbers, names …)",
      "seed 003: observed (pictures)", ONLINE,
      f"purity {purity['purity (token kind)'].min():.2f}-{purity['purity (token kind)'].max():.2f} by layer vs "
