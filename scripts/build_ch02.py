@@ -491,15 +491,15 @@ THRESHOLDS = {"TOKEN_RANK_MAX": "3", "LAYER_REC_MIN": "0.15", "BEST_REC_MIN": "0
 #: /tmp/S1 = the same recipe, training seed 1), one thread on the shared 2-core machine.
 MEASURED = """| model (training seed) | prompt/corpus seed | logit diff clean / corrupted | largest lens step | decisive MLP (largest MLP lens step) | its recovery | MLP 0 recovery | best single neuron (all layers) | its recovery | share of its layer | ' an' occurs / top prediction | corr(activation, top = ' an') | neuron's rank for ' an' (of 1024) | ' an''s rank for the neuron | time (s) |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
-| organism (0) | 0 | 8.64 / -8.03 | L3.mlp | 3 | 0.285 | 0.974 | L3.N152 | 0.183 | 0.64 | 124 / 90 | 0.838 | #5 | #1 | 76 |
-| organism (0) | 1 | 8.79 / -7.74 | L3.mlp | 3 | 0.275 | 0.972 | L3.N152 | 0.180 | 0.66 | 97 / 74 | 0.811 | #5 | #1 | 102 |
-| organism (0) | 2 | 8.71 / -7.70 | L3.mlp | 3 | 0.278 | 0.976 | L3.N152 | 0.186 | 0.67 | 98 / 83 | 0.856 | #5 | #1 | 53 |
-| seed 1 | 0 | 8.96 / -8.86 | L0.attn | 2 | 0.312 | 0.916 | L2.N120 | 0.095 | 0.31 | 124 / 90 | 0.953 | #7 | #1 | 132 |
-| seed 1 | 1 | 8.78 / -9.14 | L0.attn | 2* | 0.310 | 0.910 | L2.N120 | 0.095 | 0.31 | 97 / 75 | 0.956 | #7 | #1 | 140 |
-| seed 1 | 2 | 8.47 / -9.00 | L0.attn | 2* | 0.314 | 0.910 | L2.N120 | 0.094 | 0.30 | 98 / 82 | 0.966 | #7 | #1 | 273 |
+| organism (0) | 0 | 8.64 / -8.03 | L3.mlp | 3 | 0.285 | 0.974 | L3.N152 | 0.183 | 0.64 | 124 / 90 | 0.838 | #5 | #1 | 139 |
+| organism (0) | 1 | 8.79 / -7.74 | L3.mlp | 3 | 0.275 | 0.972 | L3.N152 | 0.180 | 0.66 | 97 / 74 | 0.811 | #5 | #1 | 104 |
+| organism (0) | 2 | 8.71 / -7.70 | L3.mlp | 3 | 0.278 | 0.976 | L3.N152 | 0.186 | 0.67 | 98 / 83 | 0.856 | #5 | #1 | 84 |
+| seed 1 | 0 | 8.96 / -8.86 | L0.attn | 2 | 0.312 | 0.916 | L2.N120 | 0.095 | 0.31 | 124 / 90 | 0.953 | #7 | #1 | 93 |
+| seed 1 | 1 | 8.78 / -9.14 | L0.attn | 2 | 0.310 | 0.910 | L2.N120 | 0.095 | 0.31 | 97 / 75 | 0.956 | #7 | #1 | 94 |
+| seed 1 | 2 | 8.47 / -9.00 | L0.attn | 2 | 0.314 | 0.910 | L2.N120 | 0.094 | 0.30 | 98 / 82 | 0.966 | #7 | #1 | 79 |
 
-\\* the layer of the best neuron; the largest MLP lens step was recorded for prompt set 0 of training seed 1
-only. In every row the best neuron of the whole model is the best neuron of the decisive layer."""
+In every row the best single neuron of the whole model (every neuron of every layer patched) is the best
+neuron of the decisive layer."""
 
 
 def build() -> nbformat.NotebookNode:
