@@ -232,7 +232,7 @@ to_logits = circuits.path_patch(model, clean_tokens, abc_tokens, [[h] for h in a
 direct_effect = ((to_logits - clean_ld) / clean_ld).view(L, H)
 direct_heads = [h for h in all_heads if abs(direct_effect[h]) >= DIRECT_MIN]
 no_mlp = circuits.path_patch(model, clean_tokens, abc_tokens, [[h] for h in direct_heads], metric, END,
-                             freeze_mlps=True)
+                             freeze_mlps=True) if direct_heads else torch.empty(0)
 direct_no_mlp = dict(zip(direct_heads, ((no_mlp - clean_ld) / clean_ld).tolist()))
 plots.heatmap(direct_effect, title="path patching head → logits: change / clean logit diff", xlabel="head",
               ylabel="layer", cmap="RdBu", center=True, **HEAD_TICKS)
@@ -368,8 +368,11 @@ The attention of the circuit's heads on one prompt (hover over the tokens):
 """)
 
 code("attention", """
-pattern = torch.stack([clean_cache[f"blocks.{i}.attn.hook_pattern"][0, j] for i, j in circuit_heads])
-plots.attention_heads(pattern, str_tokens, head_names=[head_name(h) for h in circuit_heads])
+if circuit_heads:
+    pattern = torch.stack([clean_cache[f"blocks.{i}.attn.hook_pattern"][0, j] for i, j in circuit_heads])
+    display(plots.attention_heads(pattern, str_tokens, head_names=[head_name(h) for h in circuit_heads]))
+else:
+    print("no circuit heads found at these thresholds")
 """)
 
 md("s6", """
