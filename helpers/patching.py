@@ -5,16 +5,20 @@ is a set of sites patched together in one run (one head, one neuron, a whole lay
 The engine runs the *base* prompts (usually the corrupted ones) with the *source* activations
 (usually the clean cache, or a mean for ablations) written into each variant's sites.
 
-Speed comes from three things (see ``tests/bench_patching.py``):
+Speed comes from four things (see ``tests/test_bench_patching.py``):
 1. variants are stacked on the batch axis, K at a time, each batch slice with its own patch mask,
    so a sweep over N components costs about N/K forward passes instead of N;
-2. the forward stops at ``ln_final`` and only the metric's position is unembedded;
-3. the clean/corrupted caches are computed once and reused.
+2. each chunk resumes from the base run's cached residual stream just before its first patched
+   site (the layers below are identical in every variant), e.g. a sweep over one MLP's neurons
+   only recomputes that MLP and what follows it;
+3. the forward stops at ``ln_final`` and only the metric's position is unembedded;
+4. the clean/corrupted caches are computed once and reused.
 :func:`patch_one_by_one` is the straightforward loop, kept as the reference the tests compare to.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -183,6 +187,64 @@ def _masked_hook(mask: torch.Tensor, src: torch.Tensor, K: int, B: int) -> Calla
     return hook
 
 
+# --------------------------------------------------------------------------- resuming mid-model
+_BLOCK_SITE = re.compile(r"^blocks\.(\d+)\.(mlp\.)?")
+
+
+def _start_of(variant: Variant) -> tuple[int, int]:
+    """Where a variant first touches the model: (layer, 0) before the block, (layer, 1) before its MLP.
+
+    A variant with a site outside the blocks (embeddings) or no site at all starts at (-1, 0): a full
+    forward pass.
+    """
+    first: tuple[int, int] | None = None
+    for site in variant:
+        m = _BLOCK_SITE.match(site.hook)
+        if m is None:
+            return (-1, 0)
+        here = (int(m.group(1)), 1 if m.group(2) else 0)
+        first = here if first is None else min(first, here)
+    return first if first is not None else (-1, 0)
+
+
+def _resume_states(model, tokens: torch.Tensor, starts: set[tuple[int, int]]) -> dict:
+    """Residual stream of the base run before each start point; empty if resuming is not exact here."""
+    starts = {s for s in starts if s[0] >= 0}
+    if not starts:
+        return {}
+    names = {s: f"blocks.{s[0]}.hook_resid_{'mid' if s[1] else 'pre'}" for s in starts}
+    acts = cache_activations(model, tokens, sorted(set(names.values())))
+    states = {s: acts[n] for s, n in names.items()}
+    # Self-check on the deepest and the shallowest start: resuming must reproduce the full forward.
+    B = tokens.shape[0]
+    p = torch.full((B,), tokens.shape[1] - 1, dtype=torch.long)
+    full = _forward_logits_at(model, tokens, p, B, [])
+    try:
+        for s in (min(states), max(states)):
+            if not torch.allclose(_resume_logits_at(model, states[s], s, 1, p, B, []), full, atol=1e-4):
+                return {}
+    except (RuntimeError, TypeError, ValueError, AttributeError, IndexError):  # blocks not callable alone
+        return {}
+    return states
+
+
+def _resume_logits_at(model, resid: torch.Tensor, start: tuple[int, int], K: int, pos: torch.Tensor,
+                      batch: int, hooks: list[tuple[str, Callable]]) -> torch.Tensor:
+    """Run from the cached residual at ``start`` (repeated K times) to the logits at ``pos``."""
+    layer, at_mlp = start
+    x = resid.repeat(K, *([1] * (resid.ndim - 1)))
+    with model.hooks(fwd_hooks=hooks):
+        if at_mlp:
+            block = model.blocks[layer]
+            x = x + block.mlp(block.ln2(x))
+            layer += 1
+        for block in model.blocks[layer:]:
+            out = block(x)
+            x = out[0] if isinstance(out, tuple) else out
+        x = model.ln_final(x)
+    return _unembed_at(model, x, pos, batch)
+
+
 @torch.no_grad()
 def logits_at(model, tokens: torch.Tensor, pos) -> torch.Tensor:
     """Unpatched logits at one position per prompt, by the same path as the sweep -> [B, V]."""
@@ -194,11 +256,14 @@ def logits_at(model, tokens: torch.Tensor, pos) -> torch.Tensor:
 @torch.no_grad()
 def patch_sweep(model, base_tokens: torch.Tensor, source: dict[str, torch.Tensor],
                 variants: Sequence[Variant], metric: Metric, pos=-1,
-                chunk_size: int | None = None, progress: bool = True) -> torch.Tensor:
+                chunk_size: int | None = None, progress: bool = True,
+                skip_unpatched: bool = True) -> torch.Tensor:
     """Metric of every variant: base prompts run with ``source`` activations in the variant's sites.
 
     ``source[hook]`` is [B, ...] (e.g. the clean cache) or [1, ...] (a mean for ablation).
     ``metric`` maps logits [K, B, V] at ``pos`` to [K] (or [K, B]). Returns [len(variants), ...].
+    With ``skip_unpatched`` each chunk resumes from the base run's residual stream just before its
+    first patched site (checked once against a full forward; if they differ, full forwards are used).
     """
     check_tokens(base_tokens)
     B, T = base_tokens.shape
@@ -216,17 +281,32 @@ def patch_sweep(model, base_tokens: torch.Tensor, source: dict[str, torch.Tensor
         tokens_per_pass = TOKENS_PER_PASS_GPU if base_tokens.device.type == "cuda" else TOKENS_PER_PASS_CPU
         chunk_size = min(chunk_size, 256, max(1, tokens_per_pass // (B * T)))
     shapes = {k: v.shape for k, v in source.items()}
-    results = []
-    starts = range(0, len(variants), chunk_size)
-    for start in tqdm(starts, desc="patching", disable=not progress or len(starts) == 1):
-        chunk = variants[start:start + chunk_size]
+    # Group variants by where they first touch the model, so each chunk resumes from the base run's
+    # cached residual there instead of recomputing the layers below (they are the same in every slice).
+    starts_at = [_start_of(v) for v in variants]
+    order = sorted(range(len(variants)), key=lambda i: starts_at[i])
+    resume = _resume_states(model, base_tokens, {starts_at[i] for i in order}) if skip_unpatched else {}
+    chunks, i = [], 0
+    while i < len(order):
+        j = i
+        while j < len(order) and j - i < chunk_size and starts_at[order[j]] == starts_at[order[i]]:
+            j += 1
+        chunks.append(order[i:j])
+        i = j
+    results: list[torch.Tensor | None] = [None] * len(variants)
+    for idx in tqdm(chunks, desc="patching", disable=not progress or len(chunks) == 1):
+        chunk = [variants[i] for i in idx]
         K = len(chunk)
         masks = _masks_for(chunk, shapes, base_tokens.device)
-
         hooks = [(name, _masked_hook(masks[name], source[name], K, B)) for name in masks]
-        logits = _forward_logits_at(model, base_tokens.repeat(K, 1), p, B, hooks)
-        results.append(metric(logits.view(K, B, -1)))
-    return torch.cat(results)
+        start = starts_at[idx[0]]
+        if start in resume:
+            logits = _resume_logits_at(model, resume[start], start, K, p, B, hooks)
+        else:
+            logits = _forward_logits_at(model, base_tokens.repeat(K, 1), p, B, hooks)
+        for i, value in zip(idx, metric(logits.view(K, B, -1)), strict=True):
+            results[i] = value
+    return torch.stack(results)  # type: ignore[arg-type]
 
 
 @torch.no_grad()

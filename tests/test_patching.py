@@ -82,3 +82,20 @@ def test_bad_inputs_are_clear(setup):
     with pytest.raises(ValueError, match="nothing to recover"):
         P.recovery(torch.ones(3), 1.0, 1.0)
     assert torch.allclose(P.recovery(torch.tensor([1.0, 2.0, 3.0]), 1.0, 3.0), torch.tensor([0, 0.5, 1.0]))
+
+
+def test_resuming_mid_model_is_exact_and_used(setup):
+    model, clean, corrupt, metric = setup
+    hooks = _hooks(model) + ["hook_embed"]
+    src = P.cache_activations(model, clean, hooks)
+    # the resume path is available on GPT-2-style blocks (its self-check passed)
+    assert set(P._resume_states(model, corrupt, {(0, 0), (1, 1)})) == {(0, 0), (1, 1)}
+    mixed = (P.head_variants(2, 4)[0] + P.neuron_variants(1, 256)[0][:20]
+             + [[P.Site("hook_embed", (slice(None),))], [], [P.Site("blocks.1.hook_resid_pre", (3,))]])
+    fast = P.patch_sweep(model, corrupt, src, mixed, metric, chunk_size=7, progress=False)
+    full = P.patch_sweep(model, corrupt, src, mixed, metric, chunk_size=7, progress=False, skip_unpatched=False)
+    slow = P.patch_one_by_one(model, corrupt, src, mixed, metric)
+    assert (fast - slow).abs().max() < 1e-5 and (full - slow).abs().max() < 1e-5
+    assert P._start_of([P.Site("blocks.1.mlp.hook_post", (0, 1))]) == (1, 1)
+    assert P._start_of([P.Site("blocks.1.mlp.hook_post", (0, 1)), P.Site("blocks.1.attn.hook_z", (0, 0))]) == (1, 0)
+    assert P._start_of([P.Site("hook_embed", (0,))]) == (-1, 0)
