@@ -2,7 +2,16 @@
 
 Run on its own for the figures: `python -m pytest tests/test_bench_patching.py -s`. Each case checks
 that both give the same metric (max abs diff <= 1e-5), prints both timings and `speedup: N.Nx`, and
-asserts a floor on the speedup well under what is measured on a 2-core CPU (see the closing notes).
+asserts a floor on the speedup well under what is measured on a quiet 2-core CPU:
+
+| case (quiet 2-core CPU, 2 threads) | loop | batched | speedup | floor |
+|---|---|---|---|---|
+| GPT-2-small-shaped, 96 head x position variants | 7.1 s | 1.2 s | 5.8x | 3x |
+| organism, 512 head x position variants | 2.1 s | 0.5 s | 4.2x | 2.5x |
+| organism, 256 neurons of the last MLP | 1.1 s | 0.07 s | ~16x | 8x |
+
+On a machine busy with other jobs the loop suffers far more than the batched engine (thread
+oversubscription): there the ratios read 10-25x, which are not the figures to quote.
 """
 
 from __future__ import annotations
@@ -69,8 +78,8 @@ def test_organism_sweeps():
     n_l, n_h = model.cfg.n_layers, model.cfg.n_heads
     variants, _ = P.head_variants(n_l, n_h, n_pos=16)
     compare("organism, heads x positions", model, clean, corrupt, variants, metric,
-            [f"blocks.{i}.attn.hook_z" for i in range(n_l)], floor=5.0)
+            [f"blocks.{i}.attn.hook_z" for i in range(n_l)], floor=2.5)
     layer = n_l - 1
     variants, _ = P.neuron_variants(layer, model.cfg.d_mlp)
     compare("organism, neurons of the last layer", model, clean, corrupt, variants, metric,
-            [f"blocks.{layer}.mlp.hook_post"], floor=20.0)
+            [f"blocks.{layer}.mlp.hook_post"], floor=8.0)
