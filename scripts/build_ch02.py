@@ -8,21 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
+from nbbuild import code, md, write
 
 OUT = Path(__file__).resolve().parents[1] / "book" / "02_an_neuron.ipynb"
 COLAB = ("https://colab.research.google.com/github/circuits-executable/circuits-executable/blob/main/"
          "book/02_an_neuron.ipynb")
-
-CELLS: list[tuple[str, str, str]] = []  # (id, "md" | "code" | "params", source)
-
-
-def md(cid: str, src: str) -> None:
-    CELLS.append((cid, "md", src.strip("\n")))
-
-
-def code(cid: str, src: str, kind: str = "code") -> None:
-    CELLS.append((cid, kind, src.strip("\n")))
 
 
 md("title", f"""
@@ -502,32 +492,8 @@ In every row the best single neuron of the whole model (every neuron of every la
 neuron of the decisive layer."""
 
 
-def build() -> nbformat.NotebookNode:
-    """The notebook, with metadata, tags and stable ids."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-                   "language_info": {"name": "python"}}
-    for cid, kind, src in CELLS:
-        if kind == "md":
-            cell = nbformat.v4.new_markdown_cell(src)
-        else:
-            cell = nbformat.v4.new_code_cell(src)
-            if kind == "params":
-                cell.metadata["tags"] = ["parameters"]
-        cell.id = cid
-        nb.cells.append(cell)
-    return nb
-
-
 def main() -> None:
-    nb = build()
-    substitutions = {"MEASURED_TABLE": MEASURED, **THRESHOLDS}
-    for cell in nb.cells:
-        for key, value in substitutions.items():
-            cell.source = cell.source.replace(key, value)
-    nbformat.validate(nb)
-    OUT.write_text(nbformat.writes(nb) + "\n")
-    print(f"wrote {OUT} ({len(nb.cells)} cells)")
+    write(OUT, {"MEASURED_TABLE": MEASURED, **THRESHOLDS})
 
 
 if __name__ == "__main__":

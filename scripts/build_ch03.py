@@ -10,21 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
+from nbbuild import code, md, write
 
 OUT = Path(__file__).resolve().parents[1] / "book" / "03_debugging.ipynb"
 COLAB = ("https://colab.research.google.com/github/circuits-executable/circuits-executable/blob/main/"
          "book/03_debugging.ipynb")
-
-CELLS: list[tuple[str, str, str]] = []  # (id, "md" | "code" | "params", source)
-
-
-def md(cid: str, src: str) -> None:
-    CELLS.append((cid, "md", src.strip("\n")))
-
-
-def code(cid: str, src: str, kind: str = "code") -> None:
-    CELLS.append((cid, kind, src.strip("\n")))
 
 
 md("title", f"""
@@ -610,33 +600,9 @@ Purity against the *next* token's kind is about as high (0.60-0.75) at every lay
 clearly more by what it reads than by what it is about to write."""
 
 
-def build() -> nbformat.NotebookNode:
-    """The notebook, with metadata, tags and stable ids."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-                   "language_info": {"name": "python"}}
-    for cid, kind, src in CELLS:
-        if kind == "md":
-            cell = nbformat.v4.new_markdown_cell(src)
-        else:
-            cell = nbformat.v4.new_code_cell(src)
-            if kind == "params":
-                cell.metadata["tags"] = ["parameters"]
-        cell.id = cid
-        nb.cells.append(cell)
-    return nb
-
-
 def main() -> None:
-    nb = build()
-    substitutions = {**THRESHOLDS, "DELETION_TABLE": DELETION_TABLE, "LENS_TABLE": LENS_TABLE,
-                     "CLUSTER_TABLE": CLUSTER_TABLE}
-    for cell in nb.cells:
-        for key, value in substitutions.items():
-            cell.source = cell.source.replace(key, value)
-    nbformat.validate(nb)
-    OUT.write_text(nbformat.writes(nb) + "\n")
-    print(f"wrote {OUT} ({len(nb.cells)} cells)")
+    write(OUT, {**THRESHOLDS, "DELETION_TABLE": DELETION_TABLE, "LENS_TABLE": LENS_TABLE,
+                     "CLUSTER_TABLE": CLUSTER_TABLE})
 
 
 if __name__ == "__main__":

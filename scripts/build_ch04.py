@@ -9,21 +9,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import nbformat
+from nbbuild import code, md, write
 
 OUT = Path(__file__).resolve().parents[1] / "book" / "04_ioi_circuit.ipynb"
 COLAB = ("https://colab.research.google.com/github/circuits-executable/circuits-executable/blob/main/"
          "book/04_ioi_circuit.ipynb")
-
-CELLS: list[tuple[str, str, str]] = []  # (id, "md" | "code" | "params", source)
-
-
-def md(cid: str, src: str) -> None:
-    CELLS.append((cid, "md", src.strip("\n")))
-
-
-def code(cid: str, src: str, kind: str = "code") -> None:
-    CELLS.append((cid, kind, src.strip("\n")))
 
 
 md("title", f"""
@@ -605,36 +595,12 @@ A second organism trained with seed 1 (`/tmp/S1`, not shipped; `python scripts/m
 | 1 | 1 | 0.883 | 3.51 | 0.111 | 2.81 | 0.356 | 0.361 | 2 | 0.733 | 0.688 | 0.733 | 0.688 | 0.182 | 0.407 | 0.0318 | 0.902 | 0.911 | 0.6 | 0.1 | 144 | L1H1 S-suppression, L1H3 S-suppression, L1H7 S-suppression, L0H7 induction, L0H2 duplicate-token, L0H5 induction, L0H0 duplicate-token |"""
 
 
-def build() -> nbformat.NotebookNode:
-    """The notebook, with metadata, tags and stable ids."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-                   "language_info": {"name": "python"}}
-    for cid, kind, src in CELLS:
-        if kind == "md":
-            cell = nbformat.v4.new_markdown_cell(src)
-        else:
-            cell = nbformat.v4.new_code_cell(src)
-            if kind == "params":
-                cell.metadata["tags"] = ["parameters"]
-        cell.id = cid
-        nb.cells.append(cell)
-    return nb
-
-
 def main() -> None:
-    nb = build()
-    substitutions = {**THRESHOLDS, "MEASURED_TABLE": MEASURED}
-    for cell in nb.cells:
-        for key, value in substitutions.items():
-            cell.source = cell.source.replace(key, value)
+    replace = {}
     dev = os.environ.get("CH04_DEV_MODEL")  # develop against a candidate checkpoint dir (never committed)
     if dev:
-        for cell in nb.cells:
-            cell.source = cell.source.replace("helpers.load_model(MODEL)", f"helpers.load_model({dev!r})")
-    nbformat.validate(nb)
-    OUT.write_text(nbformat.writes(nb) + "\n")
-    print(f"wrote {OUT} ({len(nb.cells)} cells)")
+        replace["helpers.load_model(MODEL)"] = f"helpers.load_model({dev!r})"
+    write(OUT, {**THRESHOLDS, "MEASURED_TABLE": MEASURED}, replace)
 
 
 if __name__ == "__main__":
