@@ -178,11 +178,18 @@ def _masks_for(chunk: Sequence[Variant], shapes: dict[str, torch.Size],
     return masks
 
 
-def _masked_hook(mask: torch.Tensor, src: torch.Tensor, K: int, B: int) -> Callable:
-    """A hook writing ``src`` where ``mask`` [K, ...] is set, in each of the K batch slices."""
+def _masked_hook(mask: torch.Tensor, src: torch.Tensor, K: int, B: int,
+                 per_prompt: bool = False) -> Callable:
+    """A hook writing ``src`` where ``mask`` [K, ...] is set, in each of the K batch slices.
+
+    With ``per_prompt`` the mask is already [K, B, ...] (one slice per prompt, e.g. gathered at
+    each prompt's answer position) instead of being shared by the B prompts.
+    """
+    m = mask if per_prompt else mask[:, None]
+
     def hook(act, hook):
         a = act.reshape((K, B) + tuple(act.shape[1:]))
-        a = torch.where(mask[:, None], src[None].to(act.dtype), a)
+        a = torch.where(m, src[None].to(act.dtype), a)
         return a.reshape(act.shape)
     return hook
 
@@ -298,11 +305,20 @@ def patch_sweep(model, base_tokens: torch.Tensor, source: dict[str, torch.Tensor
         chunk = [variants[i] for i in idx]
         K = len(chunk)
         masks = _masks_for(chunk, shapes, base_tokens.device)
-        hooks = [(name, _masked_hook(masks[name], source[name], K, B)) for name in masks]
         start = starts_at[idx[0]]
-        if start in resume:
+        if start == (model.cfg.n_layers - 1, 1) and start in resume:
+            # Only the last MLP is left, and it acts position by position: run it at the answers only.
+            rows = torch.arange(B)
+            hooks = [(name, _masked_hook(masks[name][:, p][:, :, None],
+                                         source[name][rows if source[name].shape[0] == B else 0, p][:, None],
+                                         K, B, per_prompt=True)) for name in masks]
+            resid = resume[start][rows, p][:, None]
+            logits = _resume_logits_at(model, resid, start, K, torch.zeros_like(p), B, hooks)
+        elif start in resume:
+            hooks = [(name, _masked_hook(masks[name], source[name], K, B)) for name in masks]
             logits = _resume_logits_at(model, resume[start], start, K, p, B, hooks)
         else:
+            hooks = [(name, _masked_hook(masks[name], source[name], K, B)) for name in masks]
             logits = _forward_logits_at(model, base_tokens.repeat(K, 1), p, B, hooks)
         for i, value in zip(idx, metric(logits.view(K, B, -1)), strict=True):
             results[i] = value

@@ -99,3 +99,16 @@ def test_resuming_mid_model_is_exact_and_used(setup):
     assert P._start_of([P.Site("blocks.1.mlp.hook_post", (0, 1))]) == (1, 1)
     assert P._start_of([P.Site("blocks.1.mlp.hook_post", (0, 1)), P.Site("blocks.1.attn.hook_z", (0, 0))]) == (1, 0)
     assert P._start_of([P.Site("hook_embed", (0,))]) == (-1, 0)
+
+
+def test_last_mlp_shortcut_matches_loop_for_means_positions_and_ragged_answers(setup):
+    model, clean, corrupt, metric = setup
+    src = P.cache_activations(model, clean, ["blocks.1.mlp.hook_post", "blocks.1.mlp.hook_pre"])
+    mean = P.mean_activations(src)
+    variants = (P.neuron_variants(1, 256)[0][:10] + P.neuron_variants(1, 256, pos=6)[0][:5]
+                + P.neuron_variants(1, 256, pos=2)[0][:5] + [[P.Site("blocks.1.mlp.hook_pre", (slice(None), 3))]])
+    pos = torch.tensor([6, 4, 5])  # a different answer position per prompt
+    for source in (src, mean):
+        fast = P.patch_sweep(model, corrupt, source, variants, metric, pos=pos, chunk_size=6, progress=False)
+        slow = P.patch_one_by_one(model, corrupt, source, variants, metric, pos=pos)
+        assert (fast - slow).abs().max() < 1e-5
