@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nbbuild import code, md, write
+from nbbuild import code, colab_setup, md, write
 
 OUT = Path(__file__).resolve().parents[1] / "book" / "01_induction_heads.ipynb"
 COLAB = ("https://colab.research.google.com/github/circuits-executable/circuits-executable/blob/main/"
@@ -31,15 +31,7 @@ decay) never bothered to encode late positions. This chapter rebuilds each step,
 and tests that guess with a control run.
 """)
 
-code("setup", """
-# On Colab: fetch the book and install what Colab lacks (Colab's own torch is kept). Elsewhere: nothing.
-import os, sys
-if "google.colab" in sys.modules and not os.path.isdir("circuits-executable"):
-    !git clone -q --depth 1 https://github.com/circuits-executable/circuits-executable
-    %pip install -q -r circuits-executable/requirements.txt
-    %pip install -q --no-deps -e circuits-executable
-    sys.path.insert(0, os.path.abspath("circuits-executable"))
-""")
+colab_setup()
 
 code("parameters", """
 SEED = 0                       # seeds the data, the initialisation and the batches of both runs

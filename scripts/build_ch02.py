@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nbbuild import code, md, write
+from nbbuild import code, colab_setup, md, write
 
 OUT = Path(__file__).resolve().parents[1] / "book" / "02_an_neuron.ipynb"
 COLAB = ("https://colab.research.google.com/github/circuits-executable/circuits-executable/blob/main/"
@@ -30,15 +30,7 @@ every neuron with every token then finds other token-specific neurons. This chap
 turn on the book's model organism, measures the claim, and says what carries over.
 """)
 
-code("setup", """
-# On Colab: fetch the book and install what Colab lacks (Colab's own torch is kept). Elsewhere: nothing.
-import os, sys
-if "google.colab" in sys.modules and not os.path.isdir("circuits-executable"):
-    !git clone -q --depth 1 https://github.com/circuits-executable/circuits-executable
-    %pip install -q -r circuits-executable/requirements.txt
-    %pip install -q --no-deps -e circuits-executable
-    sys.path.insert(0, os.path.abspath("circuits-executable"))
-""")
+colab_setup()
 
 code("parameters", """
 MODEL = "organism"     # the seed's model is "gpt2-large" (online only; set it here, everything below follows)

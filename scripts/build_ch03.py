@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nbbuild import code, md, write
+from nbbuild import code, colab_setup, md, write
 
 OUT = Path(__file__).resolve().parents[1] / "book" / "03_debugging.ipynb"
 COLAB = ("https://colab.research.google.com/github/circuits-executable/circuits-executable/blob/main/"
@@ -40,15 +40,7 @@ random ones? at which layer does each prediction first appear, over hundreds of 
 clusters, against chance?
 """)
 
-code("setup", """
-# On Colab: fetch the book and install what Colab lacks (Colab's own torch is kept). Elsewhere: nothing.
-import os, sys
-if "google.colab" in sys.modules and not os.path.isdir("circuits-executable"):
-    !git clone -q --depth 1 https://github.com/circuits-executable/circuits-executable
-    %pip install -q -r circuits-executable/requirements.txt
-    %pip install -q --no-deps -e circuits-executable
-    sys.path.insert(0, os.path.abspath("circuits-executable"))
-""")
+colab_setup()
 
 code("parameters", """
 MODEL = "organism"          # the book's offline model; "gpt2-xl" (the seed's model) or "gpt2-small" online

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from nbbuild import code, md, write
+from nbbuild import code, colab_setup, md, write
 
 OUT = Path(__file__).resolve().parents[1] / "book" / "04_ioi_circuit.ipynb"
 COLAB = ("https://colab.research.google.com/github/circuits-executable/circuits-executable/blob/main/"
@@ -36,15 +36,7 @@ organism is much smaller than GPT-2 small (4 layers) and solves the task less we
 circuit it actually has, which is **not** GPT-2's, and say where it differs.
 """)
 
-code("setup", """
-# On Colab: fetch the book and install what Colab lacks (Colab's own torch is kept). Elsewhere: nothing.
-import os, sys
-if "google.colab" in sys.modules and not os.path.isdir("circuits-executable"):
-    !git clone -q --depth 1 https://github.com/circuits-executable/circuits-executable
-    %pip install -q -r circuits-executable/requirements.txt
-    %pip install -q --no-deps -e circuits-executable
-    sys.path.insert(0, os.path.abspath("circuits-executable"))
-""")
+colab_setup()
 
 code("parameters", """
 MODEL = "organism"        # "gpt2-small" (online) runs the same analysis on the paper's model

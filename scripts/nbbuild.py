@@ -24,6 +24,22 @@ def code(cid: str, src: str, kind: str = "code") -> None:
     CELLS.append((cid, kind, src.strip("\n")))
 
 
+COLAB_SETUP = """
+# On Colab: fetch the book and install what Colab lacks (Colab's own torch is kept). Elsewhere: nothing.
+import os, sys
+if "google.colab" in sys.modules and not os.path.isdir("circuits-executable"):
+    !git clone -q --depth 1 https://github.com/circuits-executable/circuits-executable
+    %pip install -q -r circuits-executable/requirements.txt
+    %pip install -q --no-deps -e circuits-executable
+    sys.path.insert(0, os.path.abspath("circuits-executable"))
+"""
+
+
+def colab_setup() -> None:
+    """The setup cell every chapter starts with (DESIGN.md: Colab only, nothing elsewhere)."""
+    code("setup", COLAB_SETUP)
+
+
 def build() -> nbformat.NotebookNode:
     """The notebook, with metadata, tags and stable ids."""
     nb = nbformat.v4.new_notebook()
