@@ -179,6 +179,18 @@ def load_model(name: str = "organism", device: str | torch.device | None = None,
     return model
 
 
+def load_model_if_available(name: str, **kwargs):
+    """``load_model(name)``, or ``None`` with a "skipped (offline)" line when it cannot be had here.
+
+    For the chapters' online-only sections (GPT-2 comparisons): offline they print why and move on.
+    """
+    try:
+        return load_model(name, **kwargs)
+    except ModelUnavailableError as err:
+        print(f"skipped (offline): {err}")
+        return None
+
+
 def save_random_gpt2(out_dir: str | Path, size: str = "small", seed: int = 0, **overrides) -> Path:
     """Save a randomly initialised GPT-2-shaped model (GPT-2's tokenizer is not needed).
 

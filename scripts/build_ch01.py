@@ -467,11 +467,7 @@ says so and moves on.
 """)
 
 code("gpt2", """
-try:
-    gpt2 = helpers.load_model(GPT2_MODEL)
-except helpers.ModelUnavailableError as err:
-    gpt2 = None
-    print(f"skipped (offline): {err}")
+gpt2 = helpers.load_model_if_available(GPT2_MODEL)
 gpt2_summary = "not run here (offline)"
 if gpt2 is not None:
     bos = gpt2.tokenizer.bos_token_id

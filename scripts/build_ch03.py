@@ -483,11 +483,7 @@ With access to the Hugging Face hub, the same call runs the seed's own sentence 
 """)
 
 code("gpt2", """
-try:
-    gpt2 = helpers.load_model(GPT2_MODEL)
-except helpers.ModelUnavailableError as err:
-    gpt2 = None
-    print(f"skipped (offline): {err}")
+gpt2 = helpers.load_model_if_available(GPT2_MODEL)
 gpt2_summary = "not run here (offline)"
 if gpt2 is not None:
     g = saliency.generate_with_saliency(gpt2, "Shakespeare was born in the year", n_new=2)

@@ -507,11 +507,7 @@ PUBLISHED = {"name mover": [(9, 9), (9, 6), (10, 0)], "negative name mover": [(1
              "S-inhibition": [(7, 3), (7, 9), (8, 6), (8, 10)], "induction": [(5, 5), (5, 8), (5, 9), (6, 9)],
              "duplicate-token": [(0, 1), (0, 10), (3, 0)], "previous-token": [(2, 2), (4, 11)]}
 gpt2_summary = "not run here (offline)"
-try:
-    gpt2 = model if MODEL == GPT2_MODEL else helpers.load_model(GPT2_MODEL)
-except helpers.ModelUnavailableError as err:
-    gpt2 = None
-    print(f"skipped (offline): {err}")
+gpt2 = model if MODEL == GPT2_MODEL else helpers.load_model_if_available(GPT2_MODEL)
 if gpt2 is not None:
     g = tasks.make("ioi", 16, "all", seed=SEED, templates=[template]).encode(gpt2)
     g_metric = patching.logit_diff_metric(g.answers, g.distractors)

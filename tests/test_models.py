@@ -77,3 +77,10 @@ def test_checksums_detect_corruption(tiny_gpt2_dir, tmp_path):
 def test_not_a_model_dir(tmp_path):
     with pytest.raises(ModelUnavailableError, match="config.json"):
         load_model(str(tmp_path), verbose=False)
+
+
+def test_load_model_if_available_offline(monkeypatch, capsys, tiny_gpt2_dir):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert models.load_model_if_available("gpt2-large", verbose=False) is None
+    assert "skipped (offline)" in capsys.readouterr().out
+    assert models.load_model_if_available(str(tiny_gpt2_dir), verbose=False) is not None
