@@ -290,3 +290,133 @@ def classify_heads(table, direct: Sequence[Head], feeders, carriers: Sequence[He
         cls = "name mover" if r["END→IO"] >= r["END→S2"] else "other"
         out[h] = (cls, f"knockout lowers the IO logit; END→IO {r['END→IO']:.2f}, END→S2 {r['END→S2']:.2f}")
     return out
+
+
+# --------------------------------------------------------------------------- finding a circuit
+
+class FoundCircuit:
+    """What :func:`find_circuit` found: direct heads (path patching to the logits) and their feeders.
+
+    ``direct_effect`` [L, H]: change of the metric when the head's path to the logits is patched, as a
+    fraction of the clean metric; ``direct_heads``: heads with |effect| >= the threshold;
+    ``feeds``: {(sender, receivers, input): change fraction} for every sender of an earlier layer into
+    each layer's direct heads through their query (at the answer position), key or value;
+    ``feeders``: the rows of ``feed_table`` with |change| >= the feeder threshold.
+    """
+
+    def __init__(self, direct_effect, direct_heads, feeds, feeder_min):
+        import pandas as pd
+
+        self.direct_effect = direct_effect
+        self.direct_heads = direct_heads
+        self.feeds = feeds
+        self.feed_table = pd.DataFrame(
+            [(head_name(s), "+".join(map(head_name, rs)), inp, r) for (s, rs, inp), r in feeds.items()],
+            columns=["sender", "receivers", "input", "change"])
+        self.feeders = self.feed_table[self.feed_table.change.abs() >= feeder_min].sort_values("change")
+
+    @property
+    def feeder_heads(self) -> list[Head]:
+        """The feeders as (layer, head), in the order of ``feeders``, without repeats."""
+        out: list[Head] = []
+        for name in self.feeders.sender:
+            layer, head = (int(x) for x in name[1:].split("H"))
+            if (layer, head) not in out:
+                out.append((layer, head))
+        return out
+
+    @property
+    def heads(self) -> list[Head]:
+        """Direct heads, then feeders that are not direct heads."""
+        return list(self.direct_heads) + [h for h in self.feeder_heads if h not in self.direct_heads]
+
+
+def find_circuit(model, clean_tokens: torch.Tensor, corrupt_tokens: torch.Tensor, metric: Metric, pos,
+                 direct_min: float = 0.10, feeder_min: float = 0.10, progress: bool = False) -> FoundCircuit:
+    """Wang et al.'s backwards search, two levels: heads -> logits, then earlier heads -> their q/k/v.
+
+    Every head's path to the logits is patched from the corrupted run (MLPs recompute); heads whose
+    patch moves the clean metric by >= ``direct_min`` of it are *direct*. Then, for each layer holding
+    direct heads, every head of an earlier layer is patched into those heads' queries (at ``pos``),
+    keys or values; senders moving the metric by >= ``feeder_min`` are *feeders*.
+    """
+    B, T = clean_tokens.shape
+    p = as_positions(pos, B, T)
+    clean = metric(_forward_logits_at(model, clean_tokens, p, B, []).view(1, B, -1)).item()
+    if abs(clean) < 1e-6:
+        raise ValueError("the clean metric is zero: effects cannot be expressed as a fraction of it")
+    L, H = model.cfg.n_layers, model.cfg.n_heads
+    all_heads = [(i, j) for i in range(L) for j in range(H)]
+    to_logits = path_patch(model, clean_tokens, corrupt_tokens, [[h] for h in all_heads], metric, p,
+                           progress=progress)
+    direct_effect = ((to_logits - clean) / clean).view(L, H)
+    direct = [h for h in all_heads if abs(direct_effect[h]) >= direct_min]
+    feeds: dict = {}
+    query_pos = int(p[0]) if bool((p == p[0]).all()) else None
+    for layer in sorted({h[0] for h in direct}):
+        receivers = [h for h in direct if h[0] == layer]
+        senders = [h for h in all_heads if h[0] < layer]
+        if not senders:
+            continue
+        for inp in ("q", "k", "v"):
+            out = path_patch(model, clean_tokens, corrupt_tokens, [[s] for s in senders], metric, p,
+                             receivers=receivers, receiver_input=inp,
+                             receiver_pos=query_pos if inp == "q" else None)
+            for s, r in zip(senders, ((out - clean) / clean).tolist()):
+                feeds[(s, tuple(receivers), inp)] = r
+    return FoundCircuit(direct_effect, direct, feeds, feeder_min)
+
+
+def overlap(a: Sequence[Head], b: Sequence[Head]) -> dict[str, float]:
+    """How much two head sets share: |a ∩ b| / |b| (share of b's heads also in a), / |a|, and Jaccard."""
+    sa, sb = {tuple(h) for h in a}, {tuple(h) for h in b}
+    if not sa or not sb:
+        raise ValueError("both circuits need at least one head to compare them")
+    inter = len(sa & sb)
+    return {"shared": inter, "of_b": inter / len(sb), "of_a": inter / len(sa), "jaccard": inter / len(sa | sb)}
+
+
+@torch.no_grad()
+def run_with_attention(model, tokens: torch.Tensor, heads: Sequence[Head], query_pos, key_pos: torch.Tensor,
+                       pos=None, record: Sequence[str] = ()) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Run with the given heads' attention at ``query_pos`` set uniformly on ``key_pos`` [B, k] (per prompt).
+
+    Merullo et al.'s intervention: make some heads attend where they do in another task. Returns the
+    logits at ``pos`` (default: ``query_pos``) [B, V] and the ``record``-ed activations of the run.
+    """
+    _check_heads(model, heads, "heads")
+    check_tokens(tokens)
+    B, T = tokens.shape
+    q = as_positions(query_pos, B, T)
+    key_pos = torch.as_tensor(key_pos, device=tokens.device)
+    if key_pos.dim() == 1:
+        key_pos = key_pos[:, None]
+    if key_pos.shape[0] != B or (key_pos > q[:, None]).any() or (key_pos < 0).any():
+        raise ValueError("key_pos must be [batch, k] positions at or before each query position")
+    rows = torch.arange(B, device=tokens.device)
+    row = torch.zeros(B, T, device=tokens.device)
+    row[rows[:, None], key_pos] = 1.0 / key_pos.shape[1]  # repeated positions would add up: dedupe first
+    row = row / row.sum(-1, keepdim=True)
+    store: dict[str, torch.Tensor] = {}
+
+    def setter(layer_heads: list[int]):
+        def hook(pattern, hook):
+            pattern = pattern.clone()
+            for h in layer_heads:
+                pattern[rows, h, q] = row.to(pattern.dtype)
+            return pattern
+        return hook
+
+    def keeper(name: str):
+        def keep(act, hook):
+            store[name] = act.detach().clone()
+        return keep
+
+    by_layer: dict[int, list[int]] = {}
+    for layer, h in heads:
+        by_layer.setdefault(layer, []).append(h)
+    hooks = [(f"blocks.{layer}.attn.hook_pattern", setter(hs)) for layer, hs in by_layer.items()]
+    hooks += [(n, keeper(n)) for n in record]
+    p = q if pos is None else as_positions(pos, B, T)
+    logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
+    return logits[rows, p], store

@@ -176,3 +176,43 @@ def test_circuit_diagram():
     assert ax.get_title() == "circuit"
     with pytest.raises(ValueError, match="not in the circuit"):
         plots.circuit_diagram({"L0H0": (0, "x")}, [("L0H1", "logits", "")], n_layers=2)
+
+
+def test_find_circuit_matches_path_patching(setup):
+    model, clean, corrupt, metric = setup
+    found = C.find_circuit(model, clean, corrupt, metric, -1, direct_min=0.0, feeder_min=0.0)
+    base = _metric_of(model, clean, metric)
+    heads = _heads(model)
+    ref = C.path_patch(model, clean, corrupt, [[h] for h in heads], metric)
+    assert torch.allclose(found.direct_effect.flatten(), (ref - base) / base, atol=1e-5)
+    assert found.direct_heads == heads  # threshold 0: every head is direct
+    L = model.cfg.n_layers
+    # every earlier head feeds every later layer's heads through q, k and v
+    n_feeds = sum(3 * layer * model.cfg.n_heads for layer in range(1, L))
+    assert len(found.feeds) == n_feeds == len(found.feed_table)
+    assert set(found.heads) == set(heads)
+    strict = C.find_circuit(model, clean, corrupt, metric, -1, direct_min=10.0)
+    assert strict.direct_heads == [] and strict.feeders.empty and strict.heads == []
+
+
+def test_overlap():
+    o = C.overlap([(0, 1), (1, 2), (2, 3)], [(1, 2), (2, 3), (3, 0), (3, 1)])
+    assert o["shared"] == 2 and o["of_b"] == 0.5 and abs(o["of_a"] - 2 / 3) < 1e-9 and o["jaccard"] == 0.4
+    with pytest.raises(ValueError, match="at least one head"):
+        C.overlap([], [(0, 0)])
+
+
+def test_run_with_attention(setup):
+    model, clean, _, _ = setup
+    B, T = clean.shape
+    end = torch.full((B,), T - 1)
+    base = P.logits_at(model, clean, end)
+    same, _ = C.run_with_attention(model, clean, [], end, torch.zeros(B, 1, dtype=torch.long))
+    assert torch.allclose(same, base, atol=1e-5)
+    keys = torch.tensor([[1, 3]] * B)
+    out, rec = C.run_with_attention(model, clean, [(1, 0)], end, keys, record=["blocks.1.attn.hook_pattern"])
+    row = rec["blocks.1.attn.hook_pattern"][:, 0, T - 1]
+    assert torch.allclose(row[:, [1, 3]], torch.full((B, 2), 0.5)) and abs(row.sum(-1) - 1).max() < 1e-6
+    assert not torch.allclose(out, base, atol=1e-4)
+    with pytest.raises(ValueError, match="at or before"):
+        C.run_with_attention(model, clean, [(1, 0)], torch.zeros(B, dtype=torch.long), keys)

@@ -106,3 +106,28 @@ def test_corrupted_length_mismatch_is_a_clear_error(tok):
                       corrupted=["Then, Mary and John left. Kate and Bob said goodbye to"])
     with pytest.raises(ValueError, match="tokens"):
         bad.encode(tok)
+
+
+def test_colored_objects_error_modes():
+    from helpers.tasks import colored_objects as co
+
+    b = co.generate(3, seed=0)
+    m = b.meta
+    preds = [" " + m[0]["colors"][m[0]["target"]], " " + m[1]["colors"][(m[1]["target"] + 1) % 3], " table"]
+    modes = co.error_modes(b, preds)
+    assert modes[0] == "correct" and modes[1].startswith("color of object") and modes[2] == "not a color"
+    unlisted = next(c for c in co.COLORS if c not in m[0]["colors"])
+    assert co.error_modes(b[:1], [unlisted]) == ["unlisted color"]
+    assert set(modes) <= set(co.ERROR_MODES)
+    with pytest.raises(ValueError, match="predictions"):
+        co.error_modes(b, preds[:2])
+
+
+def test_wilson_interval():
+    from helpers.tasks.evaluate import wilson_interval
+
+    lo, hi = wilson_interval(50, 100)
+    assert abs(lo - 0.4038) < 1e-3 and abs(hi - 0.5962) < 1e-3
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+    with pytest.raises(ValueError):
+        wilson_interval(5, 0)

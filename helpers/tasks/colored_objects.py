@@ -60,3 +60,28 @@ def generate(n: int, split: str = "train", seed: int | random.Random = 0) -> Pro
         meta.append({"target": target, "colors": cols, "objects": objs, "surface": surface,
                      "other_colors": others})
     return PromptBatch("colored_objects", texts, answers, distr, spans, corr, meta)
+
+
+ERROR_MODES = ("correct", "color of object 1", "color of object 2", "color of object 3", "unlisted color",
+               "not a color")
+
+
+def error_modes(batch: PromptBatch, predicted: list[str]) -> list[str]:
+    """Name each prediction: correct, the color of another listed object (by its place), another color, or not a color.
+
+    ``predicted``: the model's top token per prompt, as text (leading space allowed).
+    """
+    if len(predicted) != len(batch):
+        raise ValueError(f"{len(predicted)} predictions for {len(batch)} prompts")
+    out = []
+    for m, pred in zip(batch.meta, predicted):
+        word = pred.strip()
+        if word == m["colors"][m["target"]]:
+            out.append("correct")
+        elif word in m["colors"]:
+            out.append(f"color of object {m['colors'].index(word) + 1}")
+        elif word in COLORS:
+            out.append("unlisted color")
+        else:
+            out.append("not a color")
+    return out

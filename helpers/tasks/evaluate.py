@@ -85,3 +85,16 @@ def evaluate_all(model: Any, n: int = 200, split: str = "test", seed: int = 1234
         else:
             out[task] = evaluate_batch(model, make(task, n, split=split, seed=seed))
     return out
+
+
+def wilson_interval(k: int | float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion k/n (95% for z = 1.96): sound near 0 and 1, unlike p ± z·se."""
+    if n <= 0:
+        raise ValueError("n must be positive")
+    if not 0 <= k <= n:
+        raise ValueError(f"k must lie in [0, n], got k={k}, n={n}")
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
