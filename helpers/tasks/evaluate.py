@@ -87,7 +87,7 @@ def evaluate_all(model: Any, n: int = 200, split: str = "test", seed: int = 1234
     return out
 
 
-def wilson_interval(k: int | float, n: int, z: float = 1.96) -> tuple[float, float]:
+def wilson_interval(k: float, n: int, z: float = 1.96) -> tuple[float, float]:
     """Wilson score interval of a proportion k/n (95% for z = 1.96): sound near 0 and 1, unlike p ± z·se."""
     if n <= 0:
         raise ValueError("n must be positive")
