@@ -3,6 +3,7 @@ import torch
 
 from helpers import load_model
 from helpers import patching as P
+from helpers.models import ORGANISM_DIR, save_random_gpt2
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +113,152 @@ def test_last_mlp_shortcut_matches_loop_for_means_positions_and_ragged_answers(s
         fast = P.patch_sweep(model, corrupt, source, variants, metric, pos=pos, chunk_size=6, progress=False)
         slow = P.patch_one_by_one(model, corrupt, source, variants, metric, pos=pos)
         assert (fast - slow).abs().max() < 1e-5
+
+
+# --------------------------------------------------------------------------- the suffix-only fast path
+# Every case compares patch_sweep with the one-forward-per-variant loop to 1e-5, on the shipped organism
+# and on the tiny random GPT-2, and checks that the plain-torch suffix path really ran.
+
+def _pair_for(model, batch: int, n_pos: int, first_diff: int, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    clean = torch.randint(0, model.cfg.d_vocab, (batch, n_pos), generator=g)
+    corrupt = clean.clone()
+    corrupt[:, first_diff:] = torch.randint(0, model.cfg.d_vocab, (batch, n_pos - first_diff), generator=g)
+    answer = torch.randint(0, model.cfg.d_vocab, (batch,), generator=g)
+    return clean, corrupt, P.logit_diff_metric(answer, (answer + 7) % model.cfg.d_vocab)
+
+
+@pytest.fixture(scope="module", params=["organism", "tiny"])
+def fast_case(request, tiny_gpt2_dir):
+    if request.param == "organism":
+        if not (ORGANISM_DIR / "config.json").exists():
+            pytest.skip("organism not trained yet")
+        model = load_model("organism", device="cpu", verbose=False)
+    else:
+        model = load_model(str(tiny_gpt2_dir), device="cpu", verbose=False)
+    clean, corrupt, metric = _pair_for(model, 4, 10, first_diff=3)
+    n = model.cfg.n_layers
+    kinds = ["hook_resid_pre", "attn.hook_z", "hook_attn_out", "hook_resid_mid", "mlp.hook_pre",
+             "mlp.hook_post", "hook_mlp_out", "hook_resid_post"]
+    src = P.cache_activations(model, clean, [f"blocks.{i}.{k}" for i in range(n) for k in kinds])
+    return model, clean, corrupt, metric, src
+
+
+@pytest.fixture
+def fast_runs(monkeypatch):
+    """Counts the variants run by the suffix path (the self-check's runs included)."""
+    count = {"variants": 0}
+    run = P._FastSweep.run
+
+    def counting(self, start, K, masks, source):
+        count["variants"] += K
+        return run(self, start, K, masks, source)
+    monkeypatch.setattr(P._FastSweep, "run", counting)
+    return count
+
+
+def _agree(model, corrupt, src, variants, metric, pos=-1, chunk_size=None):
+    fast = P.patch_sweep(model, corrupt, src, variants, metric, pos=pos, chunk_size=chunk_size, progress=False)
+    slow = P.patch_one_by_one(model, corrupt, src, variants, metric, pos=pos)
+    assert fast.shape == slow.shape and (fast - slow).abs().max() <= 1e-5
+    return fast
+
+
+def test_fast_head_position_sweep_matches_loop(fast_case, fast_runs):
+    model, _, corrupt, metric, src = fast_case
+    variants, _ = P.head_variants(model.cfg.n_layers, model.cfg.n_heads, n_pos=corrupt.shape[1])
+    _agree(model, corrupt, src, variants, metric)
+    _agree(model, corrupt, src, variants[::5], metric, chunk_size=3)  # small chunks, mixed positions
+    assert fast_runs["variants"] >= len(variants) * 7 // 10  # positions 0-2 are no-ops, the rest ran fast
+
+
+def test_fast_ragged_answers_and_mean_sources(fast_case, fast_runs):
+    model, _, corrupt, metric, src = fast_case
+    n, T = model.cfg.n_layers, corrupt.shape[1]
+    variants, _ = P.head_variants(n, model.cfg.n_heads, n_pos=T)
+    variants = variants[::3] + [[P.Site(f"blocks.{n - 1}.hook_resid_pre", (q,))] for q in range(T)]
+    pos = torch.tensor([9, 4, 6, 2])  # one answer position per prompt, one of them before the first patch
+    for source in (src, P.mean_activations(src)):
+        _agree(model, corrupt, source, variants, metric, pos=pos)
+        _agree(model, corrupt, source, variants, P.logit_diff_metric(torch.arange(4), torch.arange(4) + 1,
+                                                                      reduce=False), pos=pos)
+    assert fast_runs["variants"] > len(variants)
+
+
+def test_fast_multi_site_variants_spanning_layers(fast_case, fast_runs):
+    model, _, corrupt, metric, src = fast_case
+    last = model.cfg.n_layers - 1
+    S = P.Site
+    variants = [
+        [S("blocks.0.attn.hook_z", (3, 1)), S(f"blocks.{last}.mlp.hook_post", (slice(None), 5))],
+        [S("blocks.0.mlp.hook_post", (6, 2)), S("blocks.1.attn.hook_z", (4, slice(None)))],
+        [S("blocks.1.hook_attn_out", (slice(None),)), S(f"blocks.{last}.hook_mlp_out", (9,))],
+        [S("blocks.0.hook_resid_post", (7,)), S(f"blocks.{last}.attn.hook_z", (slice(None), 2))],
+        [S("blocks.0.hook_mlp_out", (slice(4, 8),)), S("blocks.1.hook_resid_pre", (5,)),
+         S(f"blocks.{last}.hook_resid_post", (9,))],
+        [S("blocks.1.mlp.hook_pre", ([3, 8], 0)), S("blocks.0.attn.hook_z", (-1, 0))],
+        [S("blocks.0.attn.hook_z", (0, 0))],  # before the first difference: a no-op
+        [S(f"blocks.{last}.hook_resid_post", (slice(None),))],  # patching the end restores the clean run
+    ]
+    out = _agree(model, corrupt, src, variants, metric, chunk_size=2)
+    clean_m = metric(P.logits_at(model, fast_case[1], -1)[None])
+    base_m = metric(P.logits_at(model, corrupt, -1)[None])
+    assert torch.allclose(out[-1], clean_m[0], atol=1e-5) and torch.allclose(out[-2], base_m[0], atol=1e-5)
+    assert fast_runs["variants"] >= len(variants) - 1
+
+
+def test_fast_mlp_neuron_sweeps(fast_case, fast_runs):
+    model, _, corrupt, metric, src = fast_case
+    d_mlp, last = model.cfg.d_mlp, model.cfg.n_layers - 1
+    variants = (P.neuron_variants(0, d_mlp)[0][::9] + P.neuron_variants(last, d_mlp)[0][::9]
+                + P.neuron_variants(0, d_mlp, pos=5)[0][::13] + P.neuron_variants(last, d_mlp, pos=9)[0][::13])
+    _agree(model, corrupt, src, variants, metric)
+    _agree(model, corrupt, P.mean_activations(src), variants, metric, pos=torch.tensor([9, 8, 7, 5]))
+    assert fast_runs["variants"] >= len(variants)
+
+
+def test_fast_path_leaves_resid_mid_to_the_bridge(fast_case):
+    # The bridge's blocks.L.hook_resid_mid feeds only ln2 (the residual add skips it), so it stays on
+    # the bridge path, where the loop's semantics hold by construction.
+    model, _, corrupt, metric, src = fast_case
+    variants = [[P.Site(f"blocks.{i}.hook_resid_mid", (q,))] for i in range(2) for q in (3, 9)]
+    assert P._fast_starts(model, variants, {k: v.shape for k, v in src.items()}, corrupt.shape[1]) == {}
+    _agree(model, corrupt, src, variants + [[P.Site("blocks.0.attn.hook_z", (4, 1))]], metric)
+
+
+def test_no_op_patches_are_found_exactly(fast_case):
+    model, _, corrupt, _, src = fast_case
+    T = corrupt.shape[1]
+    p = P.as_positions(-1, 4, T)
+    hooks = ["blocks.0.attn.hook_z", "blocks.1.mlp.hook_post"]
+    fast = P._FastSweep(model, P._FastGPT2(model), corrupt, p, hooks)
+    differs = {h: (src[h] != fast.base_acts[h]).any(0) for h in hooks}
+    z, post = (P.Site(h, i) for h, i in zip(hooks, [(slice(0, 3), 1), (slice(None), 3)], strict=True))
+    assert P._effective_start([z], differs, T) is None          # clean and corrupted agree before 3
+    assert P._effective_start([z, post], differs, T) == (1, 2, 3)
+    assert P._effective_start([P.Site(hooks[0], (slice(None), 1))], differs, T) == (0, 1, 3)
+
+
+HOOKS3 = ["blocks.0.attn.hook_z", "blocks.1.attn.hook_z", "blocks.1.mlp.hook_post"]
+
+
+def test_fast_path_falls_back_when_not_exact(tiny_gpt2_dir, tmp_path, monkeypatch):
+    # (1) a model the plain-torch blocks do not describe: the sweep uses the bridge and still agrees
+    d = save_random_gpt2(tmp_path / "inv", "tiny", vocab_size=97, scale_attn_by_inverse_layer_idx=True)
+    odd = load_model(str(d), device="cpu", verbose=False)
+    clean, corrupt, metric = _pair_for(odd, 3, 8, first_diff=2)
+    src = P.cache_activations(odd, clean, HOOKS3)
+    variants = P.head_variants(2, 4, n_pos=8)[0] + P.neuron_variants(1, odd.cfg.d_mlp, pos=7)[0][:20]
+    shapes = {k: v.shape for k, v in src.items()}
+    p = P.as_positions(-1, 3, 8)
+    assert P._fast_sweep(odd, corrupt, p, src, variants, P._fast_starts(odd, variants, shapes, 8), shapes) is None
+    _agree(odd, corrupt, src, variants, metric)
+    # (2) a plain-torch path that is wrong (here: a sabotaged MLP) fails the once-per-sweep check
+    model = load_model(str(tiny_gpt2_dir), device="cpu", verbose=False)
+    src = P.cache_activations(model, clean, HOOKS3)
+    fast_at = P._fast_starts(model, variants, shapes, 8)
+    assert P._fast_sweep(model, corrupt, p, src, variants, fast_at, shapes) is not None
+    mlp = P._FastGPT2.mlp
+    monkeypatch.setattr(P._FastGPT2, "mlp", lambda self, layer, x, patch: mlp(self, layer, x, patch) + 1e-2)
+    assert P._fast_sweep(model, corrupt, p, src, variants, fast_at, shapes) is None
+    _agree(model, corrupt, src, variants, metric)
