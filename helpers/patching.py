@@ -59,7 +59,10 @@ class Site:
 
 
 Variant = Sequence[Site]
-Metric = Callable[[torch.Tensor], torch.Tensor]  # logits [K, B, V] at the answer position -> [K] or [K, B]
+# logits [K, B, V] at the answer position -> [K] or [K, B]. A metric may carry ``metric.tokens``, the
+# vocabulary ids it reads (as :func:`logit_diff_metric` does): the engine then unembeds only those
+# columns (the others are left 0), which on GPT-2 saves a d_model x 50257 product per patched row.
+Metric = Callable[[torch.Tensor], torch.Tensor]
 
 
 class _StopForward(Exception):
@@ -402,15 +405,20 @@ class _FastGPT2:
         out = patch("hook_mlp_out", F.linear(post, self.W_out[layer], self.b_out[layer]))
         return patch("hook_resid_post", x + out)
 
-    def unembed(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(self.norm(x, self.lnf), self.W_U, self.b_U)
+    def unembed(self, x: torch.Tensor, tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [N, V]; with ``tokens`` only those columns are computed (the rest are 0)."""
+        if tokens is None:
+            return F.linear(self.norm(x, self.lnf), self.W_U, self.b_U)
+        out = x.new_zeros(x.shape[0], self.W_U.shape[0])
+        out[:, tokens] = F.linear(self.norm(x, self.lnf), self.W_U[tokens], self.b_U[tokens])
+        return out
 
 
 class _FastSweep:
     """The base run's states, computed once, and the patched suffix runs that resume from them."""
 
     def __init__(self, model, g: _FastGPT2, tokens: torch.Tensor, pos: torch.Tensor,
-                 hooks: Sequence[str] = ()):
+                 hooks: Sequence[str] = (), first: int = 0):
         self.g = g
         self.B, self.T = tokens.shape
         self.pos = pos.to(tokens.device)
@@ -435,10 +443,12 @@ class _FastSweep:
             pass
         self.reference = _unembed_at(model, acts["final"], self.pos, self.B)
         self.base_acts = {h: acts[h] for h in hooks}
-        self.pre, self.qkv, self.z, self.mid = [], [], [], []
-        x = acts["blocks.0.hook_resid_pre"]
+        self.bridge_pre = {i: acts[f"blocks.{i}.hook_resid_pre"] for i in range(n)}
+        # The base run's states in plain torch, from the first block a variant patches on.
+        self.pre, self.qkv, self.z, self.mid = ([None] * first for _ in range(4))  # type: ignore[misc]
+        x = acts[f"blocks.{first}.hook_resid_pre"]
         causal = torch.ones(self.T, self.T, dtype=torch.bool, device=x.device).tril()[None]
-        for layer in range(n):
+        for layer in range(first, n):
             if not torch.allclose(x, acts[f"blocks.{layer}.hook_resid_pre"], atol=1e-4, rtol=1e-4):
                 raise ValueError(f"plain-torch block {layer - 1} differs from the bridge's")
             self.pre.append(x)
@@ -452,7 +462,7 @@ class _FastSweep:
         self.logits = self.g.unembed(x[self.rows, self.pos])
 
     def run(self, start: tuple[int, int, int], K: int, masks: dict[str, torch.Tensor],
-            source: dict[str, torch.Tensor]) -> torch.Tensor:
+            source: dict[str, torch.Tensor], tokens: torch.Tensor | None = None) -> torch.Tensor:
         """Logits [K*B, V] at the answer positions of K variants that all start at ``start``.
 
         ``start`` = (layer, stage, q): every patched site lies at that layer and stage or later, and at
@@ -541,7 +551,7 @@ class _FastSweep:
             else:
                 x, dirty = rep(self.pre[layer + 1][:, q:]), cols
                 x[:, cols - q] = out
-        return g.unembed(x[:, 0])
+        return g.unembed(x[:, 0], tokens)
 
     def _touched(self, layer: int, masks: dict[str, torch.Tensor], q: int) -> torch.Tensor:
         """Positions >= q that some variant patches in ``layer`` (masks are [K, T, ...])."""
@@ -646,7 +656,8 @@ def _fast_sweep(model, tokens: torch.Tensor, p: torch.Tensor, source: dict[str, 
     B, T = tokens.shape
     try:
         hooks = sorted({s.hook for i in fast_at for s in variants[i]})
-        fast = _FastSweep(model, _FastGPT2(model), tokens, p, hooks)
+        first = min(fast_at[i][0] for i in fast_at)
+        fast = _FastSweep(model, _FastGPT2(model), tokens, p, hooks, first)
         if not torch.allclose(fast.logits, fast.reference, atol=1e-4, rtol=1e-4):
             return None
         differs = {h: (source[h] != fast.base_acts[h]).any(0).cpu() for h in hooks}
@@ -658,9 +669,16 @@ def _fast_sweep(model, tokens: torch.Tensor, p: torch.Tensor, source: dict[str, 
             sample = sorted({order[0], order[len(order) // 2], order[-1]})
             masks = _masks_for([variants[i] for i in sample], shapes, tokens.device)
             fwd = [(name, _masked_hook(masks[name], source[name], len(sample), B)) for name in masks]
-            want = _forward_logits_at(model, tokens.repeat(len(sample), 1), p, B, fwd)
-            got = torch.cat([fast.run(run_at[i], 1, _masks_for([variants[i]], shapes, tokens.device), source)
-                             for i in sample])
+            # The reference: the bridge's blocks with the loop's hooks, from its own residual stream
+            # before the first patched block (the full forward when that is block 0).
+            start = min(run_at[i][0] for i in sample)
+            if start == 0:
+                want = _forward_logits_at(model, tokens.repeat(len(sample), 1), p, B, fwd)
+            else:
+                want = _resume_logits_at(model, fast.bridge_pre[start], (start, 0), len(sample), p, B, fwd)
+            # One run for the sample, from a start at or before each of its variants' starts.
+            at = min(run_at[i][:2] for i in sample)
+            got = fast.run((*at, min(run_at[i][2] for i in sample)), len(sample), masks, source)
             if not torch.allclose(got, want, atol=1e-4, rtol=1e-4):
                 return None
     except (RuntimeError, TypeError, ValueError, AttributeError, IndexError, KeyError):
@@ -715,6 +733,9 @@ def patch_sweep(model, base_tokens: torch.Tensor, source: dict[str, torch.Tensor
         fast, run_at, noops = found
         if noops:  # variants that only write what the base run already has: the base run's metric
             noop_value = metric(fast.reference[None])[0]
+        tokens = getattr(metric, "tokens", None)
+        if not (isinstance(tokens, torch.Tensor) and tokens.ndim == 1 and not tokens.is_floating_point()):
+            tokens = None
         cap = user_chunk or 256
         if user_chunk is None:
             cap = min(cap, max(1, auto_batch_size(4 * T * model.cfg.d_model * 24 * B, base_tokens.device)))
@@ -724,8 +745,8 @@ def patch_sweep(model, base_tokens: torch.Tensor, source: dict[str, torch.Tensor
             overhead = max(overhead, tokens_per_pass / 4)
         for idx in _suffix_chunks(run_at, B, T, fast.g.n, cap, tokens_per_pass, overhead):
             jobs.append((lambda idx, start=run_at[idx[0]]: fast.run(
-                start, len(idx), _masks_for([variants[k] for k in idx], shapes, base_tokens.device), source),
-                idx))
+                start, len(idx), _masks_for([variants[k] for k in idx], shapes, base_tokens.device), source,
+                tokens), idx))
     # The rest: group variants by where they first touch the model, so each chunk resumes from the
     # base run's cached residual there instead of recomputing the layers below.
     rest = [i for i in range(len(variants)) if i not in fast_at]
@@ -784,6 +805,7 @@ def logit_diff_metric(answer: torch.Tensor, distractor: torch.Tensor, reduce: bo
         idx = torch.arange(logits.shape[1])
         diff = logits[:, idx, answer] - logits[:, idx, distractor]
         return diff.mean(-1) if reduce else diff
+    metric.tokens = torch.unique(torch.cat([answer.reshape(-1), distractor.reshape(-1)]))  # type: ignore[attr-defined]
     return metric
 
 

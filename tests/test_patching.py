@@ -150,9 +150,9 @@ def fast_runs(monkeypatch):
     count = {"variants": 0}
     run = P._FastSweep.run
 
-    def counting(self, start, K, masks, source):
+    def counting(self, start, K, *args):
         count["variants"] += K
-        return run(self, start, K, masks, source)
+        return run(self, start, K, *args)
     monkeypatch.setattr(P._FastSweep, "run", counting)
     return count
 
@@ -262,3 +262,16 @@ def test_fast_path_falls_back_when_not_exact(tiny_gpt2_dir, tmp_path, monkeypatc
     monkeypatch.setattr(P._FastGPT2, "mlp", lambda self, layer, x, patch: mlp(self, layer, x, patch) + 1e-2)
     assert P._fast_sweep(model, corrupt, p, src, variants, fast_at, shapes) is None
     _agree(model, corrupt, src, variants, metric)
+
+
+def test_fast_metric_columns_and_metrics_without_them(fast_case, fast_runs):
+    # logit_diff_metric declares the vocabulary ids it reads: the suffix path unembeds only those.
+    model, _, corrupt, metric, src = fast_case
+    assert set(P.logit_diff_metric(torch.tensor([5, 6]), torch.tensor([6, 9])).tokens.tolist()) == {5, 6, 9}
+    variants = P.head_variants(model.cfg.n_layers, model.cfg.n_heads, n_pos=corrupt.shape[1])[0][::4]
+    _agree(model, corrupt, src, variants, metric)
+    # a metric that reads every logit (no ``tokens``) gets full logits
+    def log_prob(logits):
+        return logits.log_softmax(-1)[:, :, 3].mean(-1)
+    _agree(model, corrupt, src, variants, log_prob)
+    assert fast_runs["variants"] >= len(variants)
