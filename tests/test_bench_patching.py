@@ -1,17 +1,30 @@
 """Benchmark: the batched patching engine against the straightforward one-forward-per-variant loop.
 
-Run on its own for the figures: `python -m pytest tests/test_bench_patching.py -s`. Each case checks
-that both give the same metric (max abs diff <= 1e-5), prints both timings and `speedup: N.Nx`, and
-asserts a floor on the speedup well under what is measured on a quiet 2-core CPU:
+Run on its own for the figures: `OMP_NUM_THREADS=1 python -m pytest tests/test_bench_patching.py -s`.
+Each case checks that both give the same metric (max abs diff <= 1e-5), prints both timings and
+`speedup: N.Nx`, and asserts a floor on the speedup well under what is measured.
 
-| case (quiet 2-core CPU, 2 threads; 3 runs) | loop | batched | speedup | floor |
+Measured 2026-11-25 on the 2-core CPU while other people's training jobs ran (load average 2.8-3.0),
+one torch thread, 3 runs of this file (loop and batched back to back in each case):
+
+| case | loop | batched | speedup | floor |
 |---|---|---|---|---|
-| GPT-2-small-shaped, 96 head x position variants | 7.1-7.6 s | 1.2 s | 5.8-6.2x | 3x |
-| organism, 512 head x position variants | 2.1-2.8 s | 0.5 s | 4.2-5.3x | 3x |
-| organism, 256 neurons of the last MLP | 1.2-1.4 s | 0.02 s | 58x | 20x |
+| GPT-2-small-shaped, 96 head x position variants (layer 6) | 9.1-9.3 s | 0.70-0.73 s | 12.9x | 3x |
+| organism, 512 head x position variants | 2.9-3.3 s | 0.14-0.15 s | 21-23x | 3x |
+| organism, the same with a mean-ablation source | 3.0-3.4 s | 0.21-0.23 s | 14-15x | 3x |
+| organism, 256 neurons of the last MLP | 1.5-1.7 s | 0.02-0.03 s | 62-69x | 20x |
 
-On a machine busy with other jobs the loop suffers far more than the batched engine (thread
-oversubscription): there the ratios read 10-25x, which are not the figures to quote.
+Where the batched time goes: the plain-torch suffix path (``helpers/patching.py``) recomputes only
+positions >= the first patched one, the patched block only at the patched position, the last block
+at the answer positions only, and only the metric's tokens of the unembedding; patches before the
+first token where clean and corrupted prompts differ (here position n_pos // 3) are no-ops and are
+not run. The mean-ablation case has no such no-ops: it shows the suffix saving alone. In the same
+conditions the previous engine (bridge blocks resumed at the first patched layer, all positions)
+measured 2.6-2.8x on the organism's heads and 4.3x on the GPT-2-small-shaped model; on a quiet
+machine with 2 threads it had measured 4.2-5.3x and 5.8-6.2x.
+
+On a machine busy with other jobs and torch on 2 threads the loop suffers far more than the batched
+engine (thread oversubscription): ratios measured that way are not the figures to quote.
 """
 
 from __future__ import annotations
@@ -35,8 +48,10 @@ def _time(fn, repeat: int = 1):
     return best, out
 
 
-def compare(name, model, clean, corrupt, variants, metric, hooks, floor, capsys=None):
+def compare(name, model, clean, corrupt, variants, metric, hooks, floor, capsys=None, mean=False):
     src = P.cache_activations(model, clean, hooks)
+    if mean:  # mean ablation: the source differs from the base run everywhere, so no patch is a no-op
+        src = P.mean_activations(src)
     t_fast, fast = _time(lambda: P.patch_sweep(model, corrupt, src, variants, metric, progress=False), 2)
     t_slow, slow = _time(lambda: P.patch_one_by_one(model, corrupt, src, variants, metric))
     diff = (fast - slow).abs().max().item()
@@ -84,6 +99,8 @@ def test_organism_sweeps(capsys):
     variants, _ = P.head_variants(n_l, n_h, n_pos=16)
     compare("organism, heads x positions", model, clean, corrupt, variants, metric,
             [f"blocks.{i}.attn.hook_z" for i in range(n_l)], floor=3.0, capsys=capsys)
+    compare("organism, heads x positions, mean ablation", model, clean, corrupt, variants, metric,
+            [f"blocks.{i}.attn.hook_z" for i in range(n_l)], floor=3.0, capsys=capsys, mean=True)
     layer = n_l - 1
     variants, _ = P.neuron_variants(layer, model.cfg.d_mlp)
     compare("organism, neurons of the last layer", model, clean, corrupt, variants, metric,
