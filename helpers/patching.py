@@ -285,12 +285,12 @@ _FAST_HOOK = re.compile(r"^blocks\.(\d+)\.(hook_resid_pre|attn\.hook_z|hook_attn
 _STAGE = {"hook_resid_pre": 0, "attn.hook_z": 1, "hook_attn_out": 1,
           "mlp.hook_pre": 2, "mlp.hook_post": 2, "hook_mlp_out": 2, "hook_resid_post": 2}
 _ACTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "gelu_new": lambda x: torch.nn.functional.gelu(x, approximate="tanh"),
-    "gelu_pytorch_tanh": lambda x: torch.nn.functional.gelu(x, approximate="tanh"),
-    "gelu_fast": lambda x: torch.nn.functional.gelu(x, approximate="tanh"),
-    "gelu": torch.nn.functional.gelu,
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_fast": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu": F.gelu,
     "relu": torch.relu,
-    "silu": torch.nn.functional.silu,
+    "silu": F.silu,
 }
 
 
@@ -703,8 +703,12 @@ def patch_sweep(model, base_tokens: torch.Tensor, source: dict[str, torch.Tensor
 
     ``source[hook]`` is [B, ...] (e.g. the clean cache) or [1, ...] (a mean for ablation).
     ``metric`` maps logits [K, B, V] at ``pos`` to [K] (or [K, B]). Returns [len(variants), ...].
-    With ``skip_unpatched`` each chunk resumes from the base run's residual stream just before its
-    first patched site (checked once against a full forward; if they differ, full forwards are used).
+    With ``skip_unpatched`` (the default) nothing the variants cannot change is recomputed: on
+    GPT-2-like models the plain-torch suffix path (module docstring) runs every variant whose sites
+    it knows, from its first patched block and position; the rest resume from the base run's
+    residual stream just before their first patched site. Both are checked once per sweep against
+    the bridge and fall back to full forwards if they differ. ``skip_unpatched=False`` runs every
+    chunk as a full forward pass.
     """
     check_tokens(base_tokens)
     B, T = base_tokens.shape
