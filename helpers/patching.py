@@ -351,7 +351,9 @@ class _FastGPT2:
         if any(unsupported):
             raise ValueError("not a GPT-2-like model")
         self.n, self.H, self.dh, self.d = cfg.n_layers, cfg.n_heads, cfg.d_head, cfg.d_model
-        self.act, self.eps = _ACTS[cfg.act_fn], float(cfg.eps)
+        self.eps = float(cfg.eps)
+        act = getattr(getattr(model.blocks[0].mlp, "original_component", None), "act", None)
+        self.act = act if isinstance(act, torch.nn.Module) else _ACTS[cfg.act_fn]  # the model's own, if it has one
         self.scale = self.dh ** -0.5
         H, dh, d = self.H, self.dh, self.d
         # Per-block weights as [out, in] views of the parameters the bridge runs on: nothing is copied.
@@ -371,7 +373,7 @@ class _FastGPT2:
             self.ln1.append(self._ln(block.ln1))
             self.ln2.append(self._ln(block.ln2))
         self.lnf = self._ln(model.ln_final)
-        self.W_U, self.b_U = model.W_U.detach().T, model.b_U.detach()
+        self.W_U, self.b_U = model.W_U.detach(), model.b_U.detach()
 
     @staticmethod
     def _ln(bridge) -> tuple[torch.Tensor, torch.Tensor]:
@@ -381,7 +383,7 @@ class _FastGPT2:
     def norm(self, x: torch.Tensor, wb: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         # The bridge's own formula (not F.layer_norm), so that results agree to float rounding.
         x = x - x.mean(-1, keepdim=True)
-        return torch.addcmul(wb[1], x / (x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt(), wb[0])
+        return x / (x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt() * wb[0] + wb[1]
 
     def qkv(self, layer: int, x: torch.Tensor, which: Sequence[int] = (0, 1, 2)) -> list[torch.Tensor]:
         """[N, S, d] -> the queries, keys, values (``which`` of them), each [N, S, H, dh]"""
@@ -407,10 +409,11 @@ class _FastGPT2:
 
     def unembed(self, x: torch.Tensor, tokens: torch.Tensor | None = None) -> torch.Tensor:
         """Logits [N, V]; with ``tokens`` only those columns are computed (the rest are 0)."""
+        x = self.norm(x, self.lnf)
         if tokens is None:
-            return F.linear(self.norm(x, self.lnf), self.W_U, self.b_U)
-        out = x.new_zeros(x.shape[0], self.W_U.shape[0])
-        out[:, tokens] = F.linear(self.norm(x, self.lnf), self.W_U[tokens], self.b_U[tokens])
+            return x @ self.W_U + self.b_U  # as _unembed_at computes it
+        out = x.new_zeros(x.shape[0], self.W_U.shape[1])
+        out[:, tokens] = x @ self.W_U[:, tokens] + self.b_U[tokens]
         return out
 
 
