@@ -4,22 +4,22 @@ Run on its own for the figures: `OMP_NUM_THREADS=1 python -m pytest tests/test_b
 Each case checks that both give the same metric (max abs diff <= 1e-5), prints both timings and
 `speedup: N.Nx`, and asserts a floor on the speedup well under what is measured.
 
-Measured 2026-11-25 on the 2-core CPU while other people's training jobs ran (load average 2.8-3.0),
+Measured 2026-11-25 on the 2-core CPU while other people's training jobs ran (load average 2.2-2.7),
 one torch thread, 3 runs of this file (loop and batched back to back in each case):
 
 | case | loop | batched | speedup | floor |
 |---|---|---|---|---|
-| GPT-2-small-shaped, 96 head x position variants (layer 6) | 9.1-9.3 s | 0.70-0.73 s | 12.9x | 3x |
-| organism, 512 head x position variants | 2.9-3.3 s | 0.14-0.15 s | 21-23x | 3x |
-| organism, the same with a mean-ablation source | 3.0-3.4 s | 0.21-0.23 s | 14-15x | 3x |
-| organism, 256 neurons of the last MLP | 1.5-1.7 s | 0.02-0.03 s | 62-69x | 20x |
+| GPT-2-small-shaped, 96 head x position variants (layer 6) | 8.9-9.5 s | 0.69-0.71 s | 12.6-13.7x | 3x |
+| organism, 512 head x position variants | 2.6-2.8 s | 0.15-0.17 s | 16.2-17.8x | 3x |
+| organism, the same with a mean-ablation source | 2.5-2.9 s | 0.22-0.23 s | 11.4-12.5x | 3x |
+| organism, 256 neurons of the last MLP | 1.3 s | 0.02 s | 55-57x | 20x |
 
 Where the batched time goes: the plain-torch suffix path (``helpers/patching.py``) recomputes only
 positions >= the first patched one, the patched block only at the patched position, the last block
 at the answer positions only, and only the metric's tokens of the unembedding; patches before the
 first token where clean and corrupted prompts differ (here position n_pos // 3) are no-ops and are
-not run. The mean-ablation case has no such no-ops: it shows the suffix saving alone. In the same
-conditions the previous engine (bridge blocks resumed at the first patched layer, all positions)
+not run. The mean-ablation case has no such no-ops: it shows the suffix saving alone. Measured the
+same way (one thread, load 2.7-3.1) the previous engine (bridge blocks resumed at the first patched layer, all positions)
 measured 2.6-2.8x on the organism's heads and 4.3x on the GPT-2-small-shaped model; on a quiet
 machine with 2 threads it had measured 4.2-5.3x and 5.8-6.2x.
 
