@@ -18,10 +18,10 @@ Where the batched time goes: the plain-torch suffix path (``helpers/patching.py`
 positions >= the first patched one, the patched block only at the patched position, the last block
 at the answer positions only, and only the metric's tokens of the unembedding; patches before the
 first token where clean and corrupted prompts differ (here position n_pos // 3) are no-ops and are
-not run. The mean-ablation case has no such no-ops: it shows the suffix saving alone. Measured the
-same way (one thread, load 2.7-3.1) the previous engine (bridge blocks resumed at the first patched layer, all positions)
-measured 2.6-2.8x on the organism's heads and 4.3x on the GPT-2-small-shaped model; on a quiet
-machine with 2 threads it had measured 4.2-5.3x and 5.8-6.2x.
+not run. The mean-ablation case has no such no-ops: it shows the suffix saving alone.
+Measured the same way (one thread, load 2.7-3.1), the previous engine (bridge blocks resumed at the
+first patched layer, all positions) gave 2.6-2.8x on the organism's heads and 4.3x on the
+GPT-2-small-shaped model; on a quiet machine with 2 threads it had measured 4.2-5.3x and 5.8-6.2x.
 
 On a machine busy with other jobs and torch on 2 threads the loop suffers far more than the batched
 engine (thread oversubscription): ratios measured that way are not the figures to quote.
