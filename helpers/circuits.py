@@ -299,9 +299,10 @@ class FoundCircuit:
 
     ``direct_effect`` [L, H]: change of the metric when the head's path to the logits is patched, as a
     fraction of the clean metric; ``direct_heads``: heads with |effect| >= the threshold;
-    ``feeds``: {(sender, receivers, input): change fraction} for every sender of an earlier layer into
-    each layer's direct heads through their query (at the answer position), key or value;
-    ``feeders``: the rows of ``feed_table`` with |change| >= the feeder threshold.
+    ``feeds``: {(sender, receivers, input): (level, change fraction)} for every sender of an earlier
+    layer into each receiver layer's heads through their query, key or value (level 2 feeds the direct
+    heads, level 3 the level-2 feeders, ...); ``feeders``: the rows of ``feed_table`` with |change| >=
+    the feeder threshold.
     """
 
     def __init__(self, direct_effect, direct_heads, feeds, feeder_min):
@@ -311,9 +312,9 @@ class FoundCircuit:
         self.direct_heads = direct_heads
         self.feeds = feeds
         self.feed_table = pd.DataFrame(
-            [(head_name(s), "+".join(map(head_name, rs)), inp, r) for (s, rs, inp), r in feeds.items()],
-            columns=["sender", "receivers", "input", "change"])
-        self.feeders = self.feed_table[self.feed_table.change.abs() >= feeder_min].sort_values("change")
+            [(lvl, head_name(s), "+".join(map(head_name, rs)), inp, r) for (s, rs, inp), (lvl, r) in feeds.items()],
+            columns=["level", "sender", "receivers", "input", "change"])
+        self.feeders = self.feed_table[self.feed_table.change.abs() >= feeder_min].sort_values(["level", "change"])
 
     @property
     def feeder_heads(self) -> list[Head]:
@@ -332,14 +333,20 @@ class FoundCircuit:
 
 
 def find_circuit(model, clean_tokens: torch.Tensor, corrupt_tokens: torch.Tensor, metric: Metric, pos,
-                 direct_min: float = 0.10, feeder_min: float = 0.10, progress: bool = False) -> FoundCircuit:
-    """Wang et al.'s backwards search, two levels: heads -> logits, then earlier heads -> their q/k/v.
+                 direct_min: float = 0.10, feeder_min: float = 0.10, depth: int = 3,
+                 progress: bool = False) -> FoundCircuit:
+    """Wang et al.'s backwards search: heads -> logits, then earlier heads -> their q/k/v, recursively.
 
-    Every head's path to the logits is patched from the corrupted run (MLPs recompute); heads whose
-    patch moves the clean metric by >= ``direct_min`` of it are *direct*. Then, for each layer holding
+    Level 1: every head's path to the logits is patched from the corrupted run (MLPs recompute); heads
+    moving the clean metric by >= ``direct_min`` of it are *direct*. Level 2: for each layer holding
     direct heads, every head of an earlier layer is patched into those heads' queries (at ``pos``),
-    keys or values; senders moving the metric by >= ``feeder_min`` are *feeders*.
+    keys or values (all positions); senders moving the metric by >= ``feeder_min`` are feeders. Level
+    3 and on (up to ``depth``) repeat this with the previous level's new feeders as receivers (queries
+    at every position, as their position is not the answer's), as the paper went from name movers to
+    S-inhibition to induction and duplicate-token heads to previous-token heads.
     """
+    if depth < 1:
+        raise ValueError(f"depth must be at least 1, got {depth}")
     B, T = clean_tokens.shape
     p = as_positions(pos, B, T)
     clean = metric(_forward_logits_at(model, clean_tokens, p, B, []).view(1, B, -1)).item()
@@ -353,17 +360,26 @@ def find_circuit(model, clean_tokens: torch.Tensor, corrupt_tokens: torch.Tensor
     direct = [h for h in all_heads if abs(direct_effect[h]) >= direct_min]
     feeds: dict = {}
     query_pos = int(p[0]) if bool((p == p[0]).all()) else None
-    for layer in sorted({h[0] for h in direct}):
-        receivers = [h for h in direct if h[0] == layer]
-        senders = [h for h in all_heads if h[0] < layer]
-        if not senders:
-            continue
-        for inp in ("q", "k", "v"):
-            out = path_patch(model, clean_tokens, corrupt_tokens, [[s] for s in senders], metric, p,
-                             receivers=receivers, receiver_input=inp,
-                             receiver_pos=query_pos if inp == "q" else None)
-            for s, r in zip(senders, ((out - clean) / clean).tolist()):
-                feeds[(s, tuple(receivers), inp)] = r
+    frontier, seen = list(direct), set(direct)
+    for level in range(2, depth + 1):
+        new: list[Head] = []
+        for layer in sorted({h[0] for h in frontier}):
+            receivers = [h for h in frontier if h[0] == layer]
+            senders = [h for h in all_heads if h[0] < layer]
+            if not senders:
+                continue
+            for inp in ("q", "k", "v"):
+                out = path_patch(model, clean_tokens, corrupt_tokens, [[s] for s in senders], metric, p,
+                                 receivers=receivers, receiver_input=inp,
+                                 receiver_pos=query_pos if inp == "q" and level == 2 else None)
+                for s, r in zip(senders, ((out - clean) / clean).tolist()):
+                    feeds[(s, tuple(receivers), inp)] = (level, r)
+                    if abs(r) >= feeder_min and s not in seen:
+                        seen.add(s)
+                        new.append(s)
+        frontier = new
+        if not frontier:
+            break
     return FoundCircuit(direct_effect, direct, feeds, feeder_min)
 
 

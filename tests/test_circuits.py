@@ -180,7 +180,7 @@ def test_circuit_diagram():
 
 def test_find_circuit_matches_path_patching(setup):
     model, clean, corrupt, metric = setup
-    found = C.find_circuit(model, clean, corrupt, metric, -1, direct_min=0.0, feeder_min=0.0)
+    found = C.find_circuit(model, clean, corrupt, metric, -1, direct_min=0.0, feeder_min=0.0, depth=2)
     base = _metric_of(model, clean, metric)
     heads = _heads(model)
     ref = C.path_patch(model, clean, corrupt, [[h] for h in heads], metric)
@@ -191,8 +191,43 @@ def test_find_circuit_matches_path_patching(setup):
     n_feeds = sum(3 * layer * model.cfg.n_heads for layer in range(1, L))
     assert len(found.feeds) == n_feeds == len(found.feed_table)
     assert set(found.heads) == set(heads)
+    assert set(found.feed_table.level) == {2}
+    ref_q = C.path_patch(model, clean, corrupt, [[(0, h)] for h in range(model.cfg.n_heads)], metric,
+                         receivers=[(1, h) for h in range(model.cfg.n_heads)], receiver_input="q",
+                         receiver_pos=clean.shape[1] - 1)
+    rows = found.feed_table[(found.feed_table.input == "q") & found.feed_table.receivers.str.startswith("L1H0")]
+    assert torch.allclose(torch.tensor(rows.change.tolist()[:model.cfg.n_heads]), (ref_q - base) / base, atol=1e-5)
     strict = C.find_circuit(model, clean, corrupt, metric, -1, direct_min=10.0)
     assert strict.direct_heads == [] and strict.feeders.empty and strict.heads == []
+
+
+def test_find_circuit_recurses(tmp_path):
+    from helpers.models import save_random_gpt2
+
+    torch.set_num_threads(1)
+    model = load_model(str(save_random_gpt2(tmp_path, "tiny", vocab_size=97, n_layer=3, n_head=2)),
+                       device="cpu", verbose=False)
+    metric = P.logit_diff_metric(torch.tensor([5, 6, 7]), torch.tensor([8, 9, 10]))
+    for seed in range(20):  # prompts on which the last layer's heads have the largest direct effects
+        g = torch.Generator().manual_seed(seed)
+        clean = torch.randint(0, 97, (3, 6), generator=g)
+        corrupt = clean.clone()
+        corrupt[:, 1] = torch.randint(0, 97, (3,), generator=g)
+        eff = C.find_circuit(model, clean, corrupt, metric, -1, direct_min=0.0, depth=1).direct_effect.abs()
+        cut = eff[:2].max().item() + 1e-6  # just above every earlier head's effect: only layer 2 is direct
+        if eff[2].max().item() > cut:
+            break
+    else:
+        raise AssertionError("no prompt set found")
+    found = C.find_circuit(model, clean, corrupt, metric, -1, direct_min=cut, feeder_min=0.0, depth=3)
+    assert all(h[0] == 2 for h in found.direct_heads)
+    levels = found.feed_table.groupby("level").receivers.apply(set).to_dict()
+    assert set(levels) == {2, 3}
+    assert all(r.startswith("L2") for r in levels[2]) and all(r.startswith("L1") for r in levels[3])
+    shallow = C.find_circuit(model, clean, corrupt, metric, -1, direct_min=cut, feeder_min=0.0, depth=2)
+    assert set(shallow.feed_table.level) == {2}
+    with pytest.raises(ValueError, match="depth"):
+        C.find_circuit(model, clean, corrupt, metric, -1, depth=0)
 
 
 def test_overlap():
