@@ -805,12 +805,23 @@ def patch_one_by_one(model, base_tokens: torch.Tensor, source: dict[str, torch.T
 # --------------------------------------------------------------------------- metrics
 
 def logit_diff_metric(answer: torch.Tensor, distractor: torch.Tensor, reduce: bool = True) -> Metric:
-    """logit(answer) − logit(distractor) per prompt; averaged over prompts when ``reduce``."""
+    """logit(answer) − logit(distractor) per prompt; averaged over prompts when ``reduce``.
+
+    ``distractor`` is [B] (one per prompt) or [B, k]: then the mean logit of the k rivals is subtracted
+    (e.g. the two other listed colors of a Colored Objects prompt).
+    """
     answer, distractor = torch.as_tensor(answer), torch.as_tensor(distractor)
+    if distractor.dim() not in (1, 2) or distractor.shape[0] != answer.reshape(-1).shape[0]:
+        raise ValueError(f"distractor must be [B] or [B, k] with B = {answer.reshape(-1).shape[0]}, "
+                         f"got shape {tuple(distractor.shape)}")
 
     def metric(logits: torch.Tensor) -> torch.Tensor:
         idx = torch.arange(logits.shape[1])
-        diff = logits[:, idx, answer] - logits[:, idx, distractor]
+        if distractor.dim() == 2:
+            rival = logits[:, idx[:, None], distractor].mean(-1)
+        else:
+            rival = logits[:, idx, distractor]
+        diff = logits[:, idx, answer] - rival
         return diff.mean(-1) if reduce else diff
     metric.tokens = torch.unique(torch.cat([answer.reshape(-1), distractor.reshape(-1)]))  # type: ignore[attr-defined]
     return metric

@@ -275,3 +275,26 @@ def test_fast_metric_columns_and_metrics_without_them(fast_case, fast_runs):
         return logits.log_softmax(-1)[:, :, 3].mean(-1)
     _agree(model, corrupt, src, variants, log_prob)
     assert fast_runs["variants"] >= len(variants)
+
+
+def test_logit_diff_metric_with_several_rivals(setup):
+    logits = torch.randn(2, 3, 11)
+    ans, rivals = torch.tensor([1, 2, 3]), torch.tensor([[4, 5], [6, 7], [8, 9]])
+    m = P.logit_diff_metric(ans, rivals, reduce=False)
+    want = logits[:, [0, 1, 2], ans] - (logits[:, [0, 1, 2], rivals[:, 0]] + logits[:, [0, 1, 2], rivals[:, 1]]) / 2
+    assert torch.allclose(m(logits), want)
+    assert set(m.tokens.tolist()) == set(range(1, 10))
+    with pytest.raises(ValueError, match="distractor"):
+        P.logit_diff_metric(ans, torch.tensor([1, 2]))
+    # through the engine (fast path) too, against the loop
+    model = setup[0]
+    g = torch.Generator().manual_seed(3)
+    clean = torch.randint(0, 97, (3, 6), generator=g)
+    corrupt = clean.clone()
+    corrupt[:, 2] = torch.randint(0, 97, (3,), generator=g)
+    src = P.cache_activations(model, clean, [f"blocks.{i}.attn.hook_z" for i in range(model.cfg.n_layers)])
+    variants, _ = P.head_variants(model.cfg.n_layers, model.cfg.n_heads, n_pos=6)
+    metric = P.logit_diff_metric(ans, rivals)
+    fast = P.patch_sweep(model, corrupt, src, variants, metric, progress=False)
+    slow = P.patch_one_by_one(model, corrupt, src, variants, metric)
+    assert (fast - slow).abs().max() < 1e-5
