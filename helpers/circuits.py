@@ -17,6 +17,7 @@ A head is ``(layer, head)``; a variant is a list of sender heads patched togethe
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
@@ -33,6 +34,9 @@ from .patching import (
 )
 
 Head = tuple[int, int]
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _check_heads(model, heads: Sequence[Head], what: str) -> None:
@@ -436,3 +440,65 @@ def run_with_attention(model, tokens: torch.Tensor, heads: Sequence[Head], query
     p = q if pos is None else as_positions(pos, B, T)
     logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
     return logits[rows, p], store
+
+
+@torch.no_grad()
+def attention_table(model, tokens: torch.Tensor, pairs: dict[str, tuple]) -> pd.DataFrame:
+    """Mean attention of every head for named (query, key) position pairs -> DataFrame [head x pair].
+
+    A key may be [B, k] (several positions per prompt): the attention to them is summed, then averaged
+    over prompts (e.g. END -> the two other listed colors).
+    """
+    import pandas as pd
+
+    check_tokens(tokens)
+    B, T = tokens.shape
+    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
+    acts = cache_activations(model, tokens, names)
+    pats = torch.stack([acts[n] for n in names], 1)  # [B, L, H, T, T]
+    rows = torch.arange(B)
+    cols = {}
+    for label, (q, k) in pairs.items():
+        q = as_positions(q, B, T)
+        k = torch.as_tensor(k).view(B, -1) if torch.as_tensor(k).dim() else as_positions(k, B, T)[:, None]
+        if (k > q[:, None]).any():
+            raise ValueError(f"{label}: key positions must not come after query positions")
+        at_q = pats[rows, :, :, q]  # [B, L, H, T]
+        k = k.to(at_q.device)[:, None, None, :].expand(B, at_q.shape[1], at_q.shape[2], k.shape[1])
+        cols[label] = at_q.gather(-1, k).sum(-1).mean(0).flatten().tolist()  # [L, H] -> L*H
+    L, H = model.cfg.n_layers, model.cfg.n_heads
+    return pd.DataFrame(cols, index=[head_name((i, j)) for i in range(L) for j in range(H)])
+
+
+@torch.no_grad()
+def knockout_effects(model, tokens: torch.Tensor, mean_source: dict[str, torch.Tensor], metric: Metric,
+                     pos) -> torch.Tensor:
+    """Relative change of ``metric`` when each head is mean-ablated (all positions) -> [L, H].
+
+    ``mean_source``: per-hook means (``patching.mean_activations`` of a reference distribution's
+    ``hook_z`` cache). With a metric such as :func:`helpers.patching.candidates_metric`, negative values
+    mark the heads that bring the answer candidates to the answer position ("carriers").
+    """
+    from .patching import logits_at, patch_sweep
+
+    base = metric(logits_at(model, tokens, pos)[None]).item()
+    if abs(base) < 1e-6:
+        raise ValueError("the metric is zero on the unablated model: no relative change to report")
+    L, H = model.cfg.n_layers, model.cfg.n_heads
+    out = patch_sweep(model, tokens, mean_source,
+                      [heads_variant(model, [(i, j)]) for i in range(L) for j in range(H)], metric, pos,
+                      progress=False)
+    return ((out - base) / base).view(L, H)
+
+
+def assign_roles(table, heads: Sequence[Head], roles: dict[str, str]) -> dict[Head, tuple[str, float]]:
+    """Each head's role: the ``roles`` column (column -> role name) where its attention score is largest.
+
+    Returns {head: (role, score)}. Used to compare what the same head does in two tasks.
+    """
+    out = {}
+    for h in heads:
+        r = table.loc[head_name(h), list(roles)]
+        col = r.idxmax()
+        out[tuple(h)] = (roles[col], float(r[col]))
+    return out

@@ -827,6 +827,31 @@ def logit_diff_metric(answer: torch.Tensor, distractor: torch.Tensor, reduce: bo
     return metric
 
 
+def candidates_metric(candidates: torch.Tensor, pool: torch.Tensor, reduce: bool = True) -> Metric:
+    """Mean logit of each prompt's in-context candidates minus the mean logit of the rest of ``pool``.
+
+    ``candidates`` [B, k]: e.g. the two names of an IOI prompt, or the three listed colors of a Colored
+    Objects prompt; ``pool`` [N]: all tokens of that kind (every name, every color). It measures whether
+    the model answers *from the context* (any listed color) rather than which candidate it picks.
+    """
+    candidates, pool = torch.as_tensor(candidates), torch.as_tensor(pool).reshape(-1)
+    if candidates.dim() != 2:
+        raise ValueError(f"candidates must be [B, k], got shape {tuple(candidates.shape)}")
+    others = ~(pool[None, :, None] == candidates[:, None, :]).any(-1)  # [B, N]: pool tokens not in the prompt
+    if not others.any(-1).all():
+        raise ValueError("every prompt needs at least one pool token that is not among its candidates")
+
+    def metric(logits: torch.Tensor) -> torch.Tensor:
+        idx = torch.arange(logits.shape[1])
+        cand = logits[:, idx[:, None], candidates].mean(-1)
+        m = others.to(logits.device)
+        rest = (logits[:, :, pool] * m).sum(-1) / m.sum(-1)
+        diff = cand - rest
+        return diff.mean(-1) if reduce else diff
+    metric.tokens = torch.unique(torch.cat([candidates.reshape(-1), pool]))  # type: ignore[attr-defined]
+    return metric
+
+
 def recovery(patched: torch.Tensor, base: float | torch.Tensor, target: float | torch.Tensor,
              min_gap: float = 1e-6) -> torch.Tensor:
     """Fraction of the way from the base metric to the target metric: 0 = unchanged, 1 = fully restored."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import random
 
+import torch
+
 from . import PromptBatch, article, rng_of, span_of
 
 COLORS = ["red", "blue", "green", "yellow", "black", "white", "orange", "purple", "pink", "brown",
@@ -85,3 +87,34 @@ def error_modes(batch: PromptBatch, predicted: list[str]) -> list[str]:
         else:
             out.append("not a color")
     return out
+
+
+def targets(batch: PromptBatch) -> torch.Tensor:
+    """Place (0, 1, 2) of the asked-about object among the three listed, per prompt."""
+    return torch.tensor([m["target"] for m in batch.meta], dtype=torch.long)
+
+
+def listed_color_ids(model_or_tokenizer, batch: PromptBatch) -> torch.Tensor:
+    """Token ids of the three listed colors, in listed order -> [B, 3] (each must be one token)."""
+    from . import single_token_ids
+
+    return torch.tensor([single_token_ids(model_or_tokenizer, [" " + c for c in m["colors"]]) for m in batch.meta])
+
+
+def color_positions(enc) -> torch.Tensor:
+    """Positions of the three listed colors in the encoded prompts -> [B, 3]."""
+    return torch.stack([enc.positions["C1"], enc.positions["C2"], enc.positions["C3"]], 1)
+
+
+def split_by_target(values: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """From [B, 3] per-listed-object values: the asked-about one [B] and the two others [B, 2]."""
+    rows = torch.arange(len(target))
+    keep = torch.ones_like(values, dtype=torch.bool)
+    keep[rows, target] = False
+    return values[rows, target], values[keep].view(len(target), 2)
+
+
+def listed_accuracy(logits: torch.Tensor, color_ids: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per prompt: is the asked-about color's logit above both other listed colors'? ([B, V] -> [B] bool)."""
+    listed = logits.gather(-1, color_ids.to(logits.device))
+    return listed.argmax(-1) == target.to(logits.device)
