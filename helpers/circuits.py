@@ -398,14 +398,20 @@ def overlap(a: Sequence[Head], b: Sequence[Head]) -> dict[str, float]:
 
 @torch.no_grad()
 def run_with_attention(model, tokens: torch.Tensor, heads: Sequence[Head], query_pos, key_pos: torch.Tensor,
-                       pos=None, record: Sequence[str] = ()) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                       pos=None, record: Sequence[str] = (), extra_hooks: Sequence[tuple[str, Callable]] = (),
+                       strength: float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Run with the given heads' attention at ``query_pos`` set uniformly on ``key_pos`` [B, k] (per prompt).
+
+    ``strength`` α in [0, 1] mixes: the row becomes (1 − α)·its own pattern + α·uniform on ``key_pos``.
 
     Merullo et al.'s intervention: make some heads attend where they do in another task. Returns the
     logits at ``pos`` (default: ``query_pos``) [B, V] and the ``record``-ed activations of the run.
+    ``extra_hooks``: more (name, hook) pairs for the same run, e.g. to freeze the MLPs.
     """
     _check_heads(model, heads, "heads")
     check_tokens(tokens)
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must lie in [0, 1], got {strength}")
     B, T = tokens.shape
     q = as_positions(query_pos, B, T)
     key_pos = torch.as_tensor(key_pos, device=tokens.device)
@@ -423,7 +429,7 @@ def run_with_attention(model, tokens: torch.Tensor, heads: Sequence[Head], query
         def hook(pattern, hook):
             pattern = pattern.clone()
             for h in layer_heads:
-                pattern[rows, h, q] = row.to(pattern.dtype)
+                pattern[rows, h, q] = (1 - strength) * pattern[rows, h, q] + strength * row.to(pattern.dtype)
             return pattern
         return hook
 
@@ -436,19 +442,22 @@ def run_with_attention(model, tokens: torch.Tensor, heads: Sequence[Head], query
     for layer, h in heads:
         by_layer.setdefault(layer, []).append(h)
     hooks = [(f"blocks.{layer}.attn.hook_pattern", setter(hs)) for layer, hs in by_layer.items()]
-    hooks += [(n, keeper(n)) for n in record]
+    hooks += list(extra_hooks) + [(n, keeper(n)) for n in record]
     p = q if pos is None else as_positions(pos, B, T)
     logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
     return logits[rows, p], store
 
 
 @torch.no_grad()
-def attention_table(model, tokens: torch.Tensor, pairs: dict[str, tuple]) -> pd.DataFrame:
+def attention_table(model, tokens: torch.Tensor, pairs: dict[str, tuple], how: str = "sum") -> pd.DataFrame:
     """Mean attention of every head for named (query, key) position pairs -> DataFrame [head x pair].
 
-    A key may be [B, k] (several positions per prompt): the attention to them is summed, then averaged
-    over prompts (e.g. END -> the two other listed colors).
+    A key may be [B, k] (several positions per prompt): the attention to them is summed (``how="sum"``)
+    or averaged per position (``how="mean"``), then averaged over prompts (e.g. END -> the two other
+    listed colors).
     """
+    if how not in ("sum", "mean"):
+        raise ValueError(f"how must be 'sum' or 'mean', got {how!r}")
     import pandas as pd
 
     check_tokens(tokens)
@@ -465,7 +474,9 @@ def attention_table(model, tokens: torch.Tensor, pairs: dict[str, tuple]) -> pd.
             raise ValueError(f"{label}: key positions must not come after query positions")
         at_q = pats[rows, :, :, q]  # [B, L, H, T]
         k = k.to(at_q.device)[:, None, None, :].expand(B, at_q.shape[1], at_q.shape[2], k.shape[1])
-        cols[label] = at_q.gather(-1, k).sum(-1).mean(0).flatten().tolist()  # [L, H] -> L*H
+        got = at_q.gather(-1, k)
+        got = got.sum(-1) if how == "sum" else got.mean(-1)
+        cols[label] = got.mean(0).flatten().tolist()  # [L, H] -> L*H
     L, H = model.cfg.n_layers, model.cfg.n_heads
     return pd.DataFrame(cols, index=[head_name((i, j)) for i in range(L) for j in range(H)])
 
@@ -501,4 +512,91 @@ def assign_roles(table, heads: Sequence[Head], roles: dict[str, str]) -> dict[He
         r = table.loc[head_name(h), list(roles)]
         col = r.idxmax()
         out[tuple(h)] = (roles[col], float(r[col]))
+    return out
+
+
+def freeze_hooks(cache: dict[str, torch.Tensor]) -> list[tuple[str, Callable]]:
+    """Hooks that replace each cached activation by its cached value (e.g. freeze the MLPs of a base run)."""
+    def setter(value: torch.Tensor) -> Callable:
+        def hook(act, hook):
+            return value.to(act.dtype)
+        return hook
+    return [(name, setter(value)) for name, value in cache.items()]
+
+
+# --------------------------------------------------------------------------- one task's circuit
+
+class TaskCircuit:
+    """A task's circuit found by :func:`task_circuit`: path-patching heads plus knockout carriers."""
+
+    def __init__(self, found: FoundCircuit, knockout: torch.Tensor, carrier_min: float):
+        self.found = found
+        self.knockout = knockout
+        L, H = knockout.shape
+        self.carriers = [(i, j) for i in range(L) for j in range(H) if abs(knockout[i, j]) >= carrier_min]
+        self.heads = found.heads + [h for h in self.carriers if h not in found.heads]
+
+    def membership(self) -> torch.Tensor:
+        """[L, H] boolean map of the circuit's heads."""
+        m = torch.zeros(self.knockout.shape, dtype=torch.bool)
+        for h in self.heads:
+            m[h] = True
+        return m
+
+
+def task_circuit(model, clean_tokens: torch.Tensor, corrupt_tokens: torch.Tensor, metric: Metric,
+                 candidates: Metric, pos, direct_min: float = 0.10, feeder_min: float = 0.10,
+                 carrier_min: float = 0.05, depth: int = 3) -> TaskCircuit:
+    """One task's circuit, the same way for every task (chapters 4 and 5).
+
+    1. :func:`find_circuit`: heads whose path to the logits, or into such a head's q/k/v (recursively,
+       ``depth`` levels), moves the task ``metric`` by >= the thresholds when given the corrupted input;
+    2. *carriers*: heads whose mean-ablation (mean over the corrupted prompts) changes the
+       ``candidates`` metric (e.g. :func:`helpers.patching.candidates_metric`: in-context candidates
+       vs the rest of their kind) by >= ``carrier_min`` of it. Corruption-based patching cannot see
+       heads that act the same on clean and corrupted prompts (e.g. heads that move every name);
+       ablation can.
+    """
+    from .patching import cache_activations as _cache
+    from .patching import mean_activations
+
+    found = find_circuit(model, clean_tokens, corrupt_tokens, metric, pos, direct_min, feeder_min, depth)
+    mean_src = mean_activations(_cache(model, corrupt_tokens, z_hooks(model)))
+    ko = knockout_effects(model, clean_tokens, mean_src, candidates, pos)
+    return TaskCircuit(found, ko, carrier_min)
+
+
+ROLE_COLUMNS = ("END→answer", "END→rival", "repeat→first", "repeat→first+1")
+
+
+def classify_roles(tc: TaskCircuit, table) -> dict[Head, tuple[str, str]]:
+    """Name each circuit head's role by one rule for every task -> {head: (role, why)}.
+
+    ``table``: :func:`attention_table` with the generic columns of :data:`ROLE_COLUMNS` (the answer and
+    its rival(s) seen from the answer position; the repeated token back to its first occurrence and the
+    token after it). A direct head attending the rival more than the answer is an *inhibition* head
+    (it pushes the rival down: S-inhibition in IOI), otherwise a *mover*; a feeder is a
+    *duplicate-token* or *induction* head by the larger of the two repeat columns; a carrier whose
+    ablation lowers the candidates is a *mover*, one whose ablation raises them an *inhibition* head.
+    """
+    missing = [c for c in ROLE_COLUMNS if c not in table.columns]
+    if missing:
+        raise KeyError(f"attention table lacks the columns {missing}")
+    out: dict[Head, tuple[str, str]] = {}
+    feeders = set(tc.found.feeder_heads)
+    for h in tc.heads:
+        r = table.loc[head_name(h)]
+        if h in tc.found.direct_heads:
+            role = "inhibition" if r["END→rival"] > r["END→answer"] else "mover"
+            why = (f"path to logits {tc.found.direct_effect[h].item():+.2f}; END→answer {r['END→answer']:.2f}, "
+                   f"END→rival {r['END→rival']:.2f}")
+        elif h in feeders:
+            role = "duplicate-token" if r["repeat→first"] >= r["repeat→first+1"] else "induction"
+            why = f"feeds a direct head; repeat→first {r['repeat→first']:.2f}, →first+1 {r['repeat→first+1']:.2f}"
+        else:
+            ko = tc.knockout[h].item()
+            role = "mover" if ko < 0 else "inhibition"
+            why = (f"ablation changes the candidates by {ko:+.0%}; END→answer {r['END→answer']:.2f}, "
+                   f"END→rival {r['END→rival']:.2f}")
+        out[tuple(h)] = (role, why)
     return out

@@ -84,3 +84,14 @@ def test_load_model_if_available_offline(monkeypatch, capsys, tiny_gpt2_dir):
     assert models.load_model_if_available("gpt2-large", verbose=False) is None
     assert "skipped (offline)" in capsys.readouterr().out
     assert models.load_model_if_available(str(tiny_gpt2_dir), verbose=False) is not None
+
+
+def test_checkpoint_tags_are_in_training_order_and_load():
+    from helpers.models import checkpoint_tags, resolve
+
+    tags = checkpoint_tags()
+    assert tags[-1] == "organism" and checkpoint_tags(include_final=False) == tags[:-1]
+    steps = [int(t.split("@step")[1]) for t in tags[:-1]]
+    assert steps == sorted(steps) and len(steps) >= 2
+    for t in tags:
+        assert resolve(t)[0] == "local"
