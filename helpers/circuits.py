@@ -502,19 +502,6 @@ def knockout_effects(model, tokens: torch.Tensor, mean_source: dict[str, torch.T
     return ((out - base) / base).view(L, H)
 
 
-def assign_roles(table, heads: Sequence[Head], roles: dict[str, str]) -> dict[Head, tuple[str, float]]:
-    """Each head's role: the ``roles`` column (column -> role name) where its attention score is largest.
-
-    Returns {head: (role, score)}. Used to compare what the same head does in two tasks.
-    """
-    out = {}
-    for h in heads:
-        r = table.loc[head_name(h), list(roles)]
-        col = r.idxmax()
-        out[tuple(h)] = (roles[col], float(r[col]))
-    return out
-
-
 def freeze_hooks(cache: dict[str, torch.Tensor]) -> list[tuple[str, Callable]]:
     """Hooks that replace each cached activation by its cached value (e.g. freeze the MLPs of a base run)."""
     def setter(value: torch.Tensor) -> Callable:

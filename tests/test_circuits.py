@@ -251,3 +251,76 @@ def test_run_with_attention(setup):
     assert not torch.allclose(out, base, atol=1e-4)
     with pytest.raises(ValueError, match="at or before"):
         C.run_with_attention(model, clean, [(1, 0)], torch.zeros(B, dtype=torch.long), keys)
+
+
+def test_attention_table_matches_attention_scores(setup):
+    model, clean, _, _ = setup
+    B, T = clean.shape
+    end, k1, k2 = torch.full((B,), T - 1), torch.full((B,), 2), torch.full((B,), 4)
+    tab = C.attention_table(model, clean, {"a": (end, k1), "b": (end, torch.stack([k1, k2], 1))})
+    a = C.attention_scores(model, clean, end, k1).flatten()
+    b = a + C.attention_scores(model, clean, end, k2).flatten()
+    assert torch.allclose(torch.tensor(tab["a"].values, dtype=torch.float32), a, atol=1e-6)
+    assert torch.allclose(torch.tensor(tab["b"].values, dtype=torch.float32), b, atol=1e-6)
+    mean = C.attention_table(model, clean, {"b": (end, torch.stack([k1, k2], 1))}, how="mean")
+    assert torch.allclose(torch.tensor(mean["b"].values, dtype=torch.float32), b / 2, atol=1e-6)
+    with pytest.raises(ValueError, match="after query"):
+        C.attention_table(model, clean, {"x": (k1, end)})
+    with pytest.raises(ValueError, match="how"):
+        C.attention_table(model, clean, {"a": (end, k1)}, how="max")
+
+
+def test_knockout_effects_match_single_ablations(setup):
+    model, clean, corrupt, metric = setup
+    mean = P.mean_activations(P.cache_activations(model, corrupt, C.z_hooks(model)))
+    ko = C.knockout_effects(model, clean, mean, metric, -1)
+    base = _metric_of(model, clean, metric)
+    h = (1, 2)
+    one = P.patch_one_by_one(model, clean, mean, [C.heads_variant(model, [h])], metric).item()
+    assert abs(ko[h].item() - (one - base) / base) < 1e-4
+
+
+def test_task_circuit_and_roles(setup):
+    model, clean, corrupt, metric = setup
+    T = clean.shape[1]
+    cands = P.candidates_metric(torch.tensor([[5, 8], [6, 9], [7, 10]]), torch.arange(5, 20))
+    tc = C.task_circuit(model, clean, corrupt, metric, cands, -1, direct_min=0.05, feeder_min=0.05, carrier_min=0.01)
+    assert set(tc.found.heads) <= set(tc.heads) and set(tc.carriers) <= set(tc.heads)
+    assert tc.membership().sum().item() == len(tc.heads)
+    end = torch.full((3,), T - 1)
+    table = C.attention_table(model, clean, {"END→answer": (end, 1), "END→rival": (end, 2),
+                                             "repeat→first": (2, 0), "repeat→first+1": (2, 1)})
+    roles = C.classify_roles(tc, table)
+    assert set(roles) == set(tc.heads)
+    assert {r for r, _ in roles.values()} <= {"mover", "inhibition", "duplicate-token", "induction"}
+    for h in tc.found.direct_heads:
+        r = table.loc[C.head_name(h)]
+        assert roles[h][0] == ("inhibition" if r["END→rival"] > r["END→answer"] else "mover")
+    with pytest.raises(KeyError, match="columns"):
+        C.classify_roles(tc, table[["END→answer"]])
+
+
+def test_freeze_hooks_and_steering_strength(setup):
+    model, clean, _, _ = setup
+    B, T = clean.shape
+    end = torch.full((B,), T - 1)
+    keys = torch.tensor([[1]] * B)
+    none, _ = C.run_with_attention(model, clean, [(1, 0)], end, keys, strength=0.0)
+    assert torch.allclose(none, P.logits_at(model, clean, end), atol=1e-5)
+    _, rec = C.run_with_attention(model, clean, [(1, 0)], end, keys, strength=0.5,
+                                  record=["blocks.1.attn.hook_pattern"])
+    _, base = C.run_with_attention(model, clean, [], end, keys, record=["blocks.1.attn.hook_pattern"])
+    row, base_row = rec["blocks.1.attn.hook_pattern"][:, 0, T - 1], base["blocks.1.attn.hook_pattern"][:, 0, T - 1]
+    assert torch.allclose(row[:, 1], 0.5 * base_row[:, 1] + 0.5, atol=1e-6)
+    with pytest.raises(ValueError, match="strength"):
+        C.run_with_attention(model, clean, [(1, 0)], end, keys, strength=1.5)
+    # freezing every MLP at its cached value: same logits when nothing else changes
+    names = [f"blocks.{i}.hook_mlp_out" for i in range(model.cfg.n_layers)]
+    frozen, _ = C.run_with_attention(model, clean, [], end, keys,
+                                     extra_hooks=C.freeze_hooks(P.cache_activations(model, clean, names)))
+    assert torch.allclose(frozen, P.logits_at(model, clean, end), atol=1e-5)
+    # ... and the MLPs no longer respond to a steered head
+    steered, _ = C.run_with_attention(model, clean, [(0, 0)], end, keys)
+    steered_frozen, _ = C.run_with_attention(model, clean, [(0, 0)], end, keys,
+                                             extra_hooks=C.freeze_hooks(P.cache_activations(model, clean, names)))
+    assert not torch.allclose(steered, steered_frozen, atol=1e-5)

@@ -298,3 +298,17 @@ def test_logit_diff_metric_with_several_rivals(setup):
     fast = P.patch_sweep(model, corrupt, src, variants, metric, progress=False)
     slow = P.patch_one_by_one(model, corrupt, src, variants, metric)
     assert (fast - slow).abs().max() < 1e-5
+
+
+def test_candidates_metric():
+    logits = torch.randn(2, 2, 12)
+    cands, pool = torch.tensor([[1, 2], [3, 4]]), torch.tensor([1, 2, 3, 4, 5])
+    m = P.candidates_metric(cands, pool, reduce=False)
+    want0 = logits[:, 0, [1, 2]].mean(-1) - logits[:, 0, [3, 4, 5]].mean(-1)
+    want1 = logits[:, 1, [3, 4]].mean(-1) - logits[:, 1, [1, 2, 5]].mean(-1)
+    assert torch.allclose(m(logits), torch.stack([want0, want1], -1))
+    assert torch.allclose(P.candidates_metric(cands, pool)(logits), torch.stack([want0, want1], -1).mean(-1))
+    with pytest.raises(ValueError, match=r"\[B, k\]"):
+        P.candidates_metric(torch.tensor([1, 2]), pool)
+    with pytest.raises(ValueError, match="at least one"):
+        P.candidates_metric(torch.tensor([[1, 2]]), torch.tensor([1, 2]))

@@ -131,3 +131,23 @@ def test_wilson_interval():
     assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
     with pytest.raises(ValueError):
         wilson_interval(5, 0)
+
+
+def test_colored_objects_helpers(tok):
+    from helpers.tasks import colored_objects as co
+
+    b = co.generate(6, split="test", seed=3)
+    enc = b.encode(tok)
+    t = co.targets(b)
+    ids = co.listed_color_ids(tok, b)
+    assert ids.shape == (6, 3) and torch.equal(ids[torch.arange(6), t], enc.answers)
+    pos = co.color_positions(enc)
+    assert torch.equal(enc.tokens.gather(1, pos), ids)
+    right, wrong = co.split_by_target(pos, t)
+    assert torch.equal(right, enc.positions["COLOR"]) and wrong.shape == (6, 2)
+    assert not (wrong == right[:, None]).any()
+    logits = torch.zeros(6, len(tok))
+    logits[torch.arange(6), enc.answers] = 1.0
+    assert co.listed_accuracy(logits, ids, t).all()
+    logits[torch.arange(6), ids[torch.arange(6), (t + 1) % 3]] = 2.0
+    assert not co.listed_accuracy(logits, ids, t).any()
