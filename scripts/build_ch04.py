@@ -47,6 +47,7 @@ TEMPLATE = 0              # index into the held-out templates: one template = fi
 DIRECT_MIN = 0.10         # a head is a *direct* head if path patching it to the logits moves >= this fraction
 FEEDER_MIN = 0.10         # a head feeds a direct head if patching its path to the q/k/v moves >= this fraction
 CARRIER_MIN = 0.03        # a head carries names if knocking it out lowers the IO logit by >= this fraction
+DEPTH = 3                 # levels of the backwards path-patching search (1: to the logits only)
 GPT2_MODEL = "gpt2-small" # section 9, online only
 """, kind="params")
 
@@ -210,9 +211,8 @@ clean logit difference lost.
 
 code("path-logits", """
 all_heads = [(i, j) for i in range(L) for j in range(H)]
-to_logits = circuits.path_patch(model, clean_tokens, abc_tokens, [[h] for h in all_heads], metric, END)
-direct_effect = ((to_logits - clean_ld) / clean_ld).view(L, H)
-direct_heads = [h for h in all_heads if abs(direct_effect[h]) >= DIRECT_MIN]
+found = circuits.find_circuit(model, clean_tokens, abc_tokens, metric, END, DIRECT_MIN, FEEDER_MIN, depth=DEPTH)
+direct_effect, direct_heads = found.direct_effect, found.direct_heads
 no_mlp = circuits.path_patch(model, clean_tokens, abc_tokens, [[h] for h in direct_heads], metric, END,
                              freeze_mlps=True) if direct_heads else torch.empty(0)
 direct_no_mlp = dict(zip(direct_heads, ((no_mlp - clean_ld) / clean_ld).tolist()))
@@ -231,25 +231,16 @@ reads what it wrote and writes the answer. In the paper the name movers write th
 ### 4.2 Senders → the direct heads' queries, keys and values
 
 For every layer holding direct heads, every head of an earlier layer is a sender; the receivers are
-that layer's direct heads, through their query (at END), key or value (all positions).
+that layer's direct heads, through their query (at END), key or value (all positions). The search
+(`circuits.find_circuit`, the same function chapter 5 uses) then recurses as the paper did: the feeders
+found become receivers in turn (level 3: S-inhibition heads fed by induction and duplicate-token
+heads, and so on), up to `DEPTH` levels.
 """)
 
 code("path-qkv", """
-feeds = {}  # (sender, receiver, input) -> change / clean logit diff
-for layer in sorted({h[0] for h in direct_heads}):
-    receivers = [h for h in direct_heads if h[0] == layer]
-    senders = [h for h in all_heads if h[0] < layer]
-    if not senders:
-        continue
-    for inp in ("q", "k", "v"):
-        out = circuits.path_patch(model, clean_tokens, abc_tokens, [[s] for s in senders], metric, END,
-                                  receivers=receivers, receiver_input=inp,
-                                  receiver_pos=int(END[0]) if inp == "q" else None)
-        for s, r in zip(senders, ((out - clean_ld) / clean_ld).tolist()):
-            feeds[(s, tuple(receivers), inp)] = r
-feed_table = pd.DataFrame([(head_name(s), "+".join(map(head_name, rs)), inp, r) for (s, rs, inp), r in feeds.items()],
-                          columns=["sender", "receivers", "input", "change"])
-feeders = feed_table[feed_table.change.abs() >= FEEDER_MIN].sort_values("change")
+# found above by circuits.find_circuit: level 2 feeds the direct heads, level 3 feeds the level-2 feeders
+feeds = {key: change for key, (level, change) in found.feeds.items()}  # (sender, receivers, input) -> change
+feed_table, feeders = found.feed_table, found.feeders
 if feed_table.empty:
     print("no sender: every direct head is in layer 0, there is no earlier head to feed it")
 feeders
