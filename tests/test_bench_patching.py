@@ -4,15 +4,18 @@ Run on its own for the figures: `OMP_NUM_THREADS=1 python -m pytest tests/test_b
 Each case checks that both give the same metric (max abs diff <= 1e-5), prints both timings and
 `speedup: N.Nx`, and asserts a floor on the speedup well under what is measured.
 
-Measured 2026-11-25 on the 2-core CPU while other people's training jobs ran (load average 2.2-2.7),
-one torch thread, 3 runs of this file (loop and batched back to back in each case):
+Measured 2026-11-25 on the 2-core CPU, quiet (load average 0.8, nothing else running), torch's default
+threads, 2 runs of this file (loop and batched back to back in each case):
 
 | case | loop | batched | speedup | floor |
 |---|---|---|---|---|
-| GPT-2-small-shaped, 96 head x position variants (layer 6) | 8.9-9.5 s | 0.69-0.71 s | 12.6-13.7x | 3x |
-| organism, 512 head x position variants | 2.6-2.8 s | 0.15-0.17 s | 16.2-17.8x | 3x |
-| organism, the same with a mean-ablation source | 2.5-2.9 s | 0.22-0.23 s | 11.4-12.5x | 3x |
-| organism, 256 neurons of the last MLP | 1.3 s | 0.02 s | 55-57x | 20x |
+| GPT-2-small-shaped, 96 head x position variants (layer 6) | 7.4-7.7 s | 0.51-0.55 s | 13.6-15.2x | 3x |
+| organism, 512 head x position variants | 2.6-2.7 s | 0.12-0.13 s | 20.3-21.6x | 3x |
+| organism, the same with a mean-ablation source | 2.6 s | 0.18 s | 14.0-14.4x | 3x |
+| organism, 256 neurons of the last MLP | 1.3 s | 0.02 s | 59-62x | 20x |
+
+Under load (other training jobs, load average 2.2-2.7, one torch thread) the same cases gave
+12.6-13.7x, 16.2-17.8x, 11.4-12.5x and 55-57x.
 
 Where the batched time goes: the plain-torch suffix path (``helpers/patching.py``) recomputes only
 positions >= the first patched one, the patched block only at the patched position, the last block
