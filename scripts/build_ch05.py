@@ -20,8 +20,8 @@ md("title", f"""
 
 [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({COLAB})
 
-Merullo, Eickhoff & Pavlick {{cite}}`merullo2023reuse` asked whether a circuit found for one task is a
-one-off. They took the IOI circuit of {{cite}}`wang2022ioi` (chapter 4), found it again in GPT-2 medium,
+Merullo, Eickhoff & Pavlick {{cite}}`merullo2023circuit` asked whether a circuit found for one task is a
+one-off. They took the IOI circuit of {{cite}}`wang2022interpretability` (chapter 4), found it again in GPT-2 medium,
 and showed that the same model solves a different-looking task, **Colored Objects** ("On the table, I
 see a red pen, a blue cup and a green book. What color is the cup?"), with mostly the *same* heads:
 about **78%** of the in-circuit attention heads are shared. GPT-2 medium answers only **49.6%** of
