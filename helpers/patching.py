@@ -827,6 +827,21 @@ def logit_diff_metric(answer: torch.Tensor, distractor: torch.Tensor, reduce: bo
     return metric
 
 
+def answer_logit_metric(answer: torch.Tensor, reduce: bool = True) -> Metric:
+    """The answer's logit above the mean logit of the vocabulary, per prompt (averaged when ``reduce``).
+
+    Used for knockouts (:func:`helpers.circuits.knockout_effects`): how much a head helps the answer
+    itself, whatever happens to its rivals.
+    """
+    answer = torch.as_tensor(answer).reshape(-1)
+
+    def metric(logits: torch.Tensor) -> torch.Tensor:
+        idx = torch.arange(logits.shape[1])
+        diff = logits[:, idx, answer] - logits.mean(-1)
+        return diff.mean(-1) if reduce else diff
+    return metric  # reads every column (the mean): no ``tokens`` shortcut
+
+
 def candidates_metric(candidates: torch.Tensor, pool: torch.Tensor, reduce: bool = True) -> Metric:
     """Mean logit of each prompt's in-context candidates minus the mean logit of the rest of ``pool``.
 

@@ -280,16 +280,8 @@ score = {
 }
 mean_abc = patching.mean_activations(patching.cache_activations(model, abc_tokens, circuits.z_hooks(model)))
 rows_ = torch.arange(len(END))
-
-
-def io_logit(logits):  # the IO logit relative to the mean logit, averaged over prompts -> [K]
-    return (logits[:, rows_, enc.answers] - logits.mean(-1)).mean(-1)
-
-
-clean_io = io_logit(patching.logits_at(model, clean_tokens, END)[None]).item()
-ko_io = patching.patch_sweep(model, clean_tokens, mean_abc, [circuits.heads_variant(model, [h]) for h in all_heads],
-                             io_logit, END).view(L, H)
-score["knockout: IO logit"] = (ko_io - clean_io) / clean_io
+score["knockout: IO logit"] = circuits.knockout_effects(model, clean_tokens, mean_abc,
+                                                        patching.answer_logit_metric(enc.answers), END)
 carriers = [h for h in all_heads if -score["knockout: IO logit"][h] >= CARRIER_MIN]
 score_table = pd.DataFrame({k: v.flatten().tolist() for k, v in score.items()},
                            index=[head_name(h) for h in all_heads])

@@ -312,3 +312,12 @@ def test_candidates_metric():
         P.candidates_metric(torch.tensor([1, 2]), pool)
     with pytest.raises(ValueError, match="at least one"):
         P.candidates_metric(torch.tensor([[1, 2]]), torch.tensor([1, 2]))
+
+
+def test_answer_logit_metric():
+    logits = torch.randn(2, 3, 7)
+    ans = torch.tensor([1, 4, 6])
+    m = P.answer_logit_metric(ans, reduce=False)
+    want = logits[:, [0, 1, 2], ans] - logits.mean(-1)
+    assert torch.allclose(m(logits), want) and torch.allclose(P.answer_logit_metric(ans)(logits), want.mean(-1))
+    assert not hasattr(m, "tokens")  # it reads the whole vocabulary
