@@ -10,13 +10,9 @@ beyond the worst run. The executed notebook of the first run is saved to /tmp/ch
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
 from pathlib import Path
 
-import nbformat
-from nbclient import NotebookClient
+import nbmeasure
 
 NB = Path(__file__).resolve().parents[1] / "book" / "04_ioi_circuit.ipynb"
 
@@ -40,46 +36,15 @@ print("MEASURED" + _json.dumps({
 """
 
 
-def run(seed: int, template: int, model: str | None) -> dict:
-    """Execute the notebook once with SEED and TEMPLATE (and MODEL) overridden; return the measured dict."""
-    nb = nbformat.read(NB, as_version=4)
-    for cell in nb.cells:
-        if "parameters" in cell.metadata.get("tags", []):
-            cell.source += f"\nSEED = {seed}\nTEMPLATE = {template}\n"
-        if cell.cell_type == "code":  # measure, do not assert
-            cell.source = cell.source.replace('IS_ORGANISM = MODEL.startswith("organism")', "IS_ORGANISM = False")
-        if model and cell.cell_type == "code":
-            cell.source = cell.source.replace("helpers.load_model(MODEL)", f"helpers.load_model({model!r})")
-    nb.cells.append(nbformat.v4.new_code_cell(COLLECT))
-    t0 = time.time()
-    NotebookClient(nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(NB.parent)}}).execute()
-    seconds = time.time() - t0
-    out = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
-    measured = json.loads(out.split("MEASURED", 1)[1])
-    measured["seconds"] = seconds
-    if seed == 0 or not Path("/tmp/ch04_executed.ipynb").exists():
-        nbformat.write(nb, "/tmp/ch04_executed.ipynb")
-    return measured
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", nargs="+", default=["0:0", "1:1", "2:2", "3:3", "4:4"])
-    ap.add_argument("--model", default=None)
-    args = ap.parse_args()
-    rows = []
-    for r in args.runs:
-        seed, template = (int(x) for x in r.split(":"))
-        m = run(seed, template, args.model)
-        rows.append((seed, template, m))
-        print(json.dumps({"seed": seed, "template": template, **m}), flush=True)
     keys = ["accuracy", "logit_diff", "abc_logit_diff", "gap", "main_direct", "main_no_mlp", "carriers",
-            "faithfulness", "top1_circuit", "faith_abc", "top1_abc", "min_single_drop", "max_incompleteness_rel", "max_dla_rise", "last_name_clean", "last_name_abc", "max_copy", "max_neg_copy", "seconds"]
-    print("| seed | template | " + " | ".join(keys) + " | circuit |")
-    print("|---" * (len(keys) + 3) + "|")
-    for seed, template, m in rows:
-        circ = ", ".join(f"{h} {c}" for h, c in m["classes"].items())
-        print(f"| {seed} | {template} | " + " | ".join(f"{m[k]:.3g}" for k in keys) + f" | {circ} |")
+            "faithfulness", "top1_circuit", "faith_abc", "top1_abc", "min_single_drop", "max_incompleteness_rel",
+            "max_dla_rise", "last_name_clean", "last_name_abc", "max_copy", "max_neg_copy", "seconds"]
+
+    def circuit(m: dict) -> str:
+        return ", ".join(f"{h} {c}" for h, c in m["classes"].items()) if m else "circuit"
+
+    nbmeasure.main(NB, COLLECT, keys, circuit, save_first="/tmp/ch04_executed.ipynb")
 
 
 if __name__ == "__main__":

@@ -10,13 +10,9 @@ beyond the worst run.
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
 from pathlib import Path
 
-import nbformat
-from nbclient import NotebookClient
+import nbmeasure
 
 NB = Path(__file__).resolve().parents[1] / "book" / "05_circuit_reuse.ipynb"
 
@@ -39,46 +35,16 @@ print("MEASURED" + _json.dumps({
 """
 
 
-def run(seed: int, template: int, model: str | None) -> dict:
-    """Execute the notebook once with SEED and TEMPLATE (and MODEL) overridden; return the measured dict."""
-    nb = nbformat.read(NB, as_version=4)
-    for cell in nb.cells:
-        if "parameters" in cell.metadata.get("tags", []):
-            cell.source += f"\nSEED = {seed}\nTEMPLATE = {template}\n"
-        if cell.cell_type == "code":  # measure, do not assert
-            cell.source = cell.source.replace('IS_ORGANISM = MODEL.startswith("organism")', "IS_ORGANISM = False")
-            cell.source = cell.source.replace("if IS_ORGANISM:\n    rows = []", "if MODEL.startswith('organism'):\n    rows = []")
-        if model and cell.cell_type == "code":
-            cell.source = cell.source.replace("helpers.load_model(MODEL)", f"helpers.load_model({model!r})")
-    nb.cells.append(nbformat.v4.new_code_cell(COLLECT))
-    t0 = time.time()
-    NotebookClient(nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(NB.parent)}}).execute()
-    seconds = time.time() - t0
-    out = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
-    measured = json.loads(out.split("MEASURED", 1)[1])
-    measured["seconds"] = seconds
-    return measured
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", nargs="+", default=["0:0", "1:1", "2:2", "3:3", "4:4"])
-    ap.add_argument("--model", default=None)
-    args = ap.parse_args()
-    rows = []
-    for r in args.runs:
-        seed, template = (int(x) for x in r.split(":"))
-        m = run(seed, template, args.model)
-        rows.append((seed, template, m))
-        print(json.dumps({"seed": seed, "template": template, **m}), flush=True)
     keys = ["co_acc", "off_list", "ioi_acc", "overlap", "jaccard", "overlap2", "jaccard2", "alpha", "top1_before",
             "top1_after", "full_listed", "full_top1", "answer_listed", "object_listed", "max_shift", "best_share",
             "frozen_top1", "seconds"]
-    print("| seed | template | " + " | ".join(keys) + " | IOI circuit | Colored Objects circuit |")
-    print("|---" * (len(keys) + 4) + "|")
-    for seed, template, m in rows:
-        print(f"| {seed} | {template} | " + " | ".join(f"{m[k]:.3g}" for k in keys)
-              + f" | {m['ioi_circuit']} | {m['co_circuit']} |")
+
+    def circuits(m: dict) -> str:
+        return f"{m['ioi_circuit']} | {m['co_circuit']}" if m else "IOI circuit | Colored Objects circuit"
+
+    nbmeasure.main(NB, COLLECT, keys, circuits,
+                   replace={"if IS_ORGANISM:\n    rows = []": "if MODEL.startswith('organism'):\n    rows = []"})
 
 
 if __name__ == "__main__":
