@@ -119,7 +119,8 @@ if IS_ORGANISM:
 
 md("s1b", """
 The organism almost always answers with **a listed color**, so it knows where the candidates are; what it
-lacks is the choice among them. The crosstab shows the choice barely depends on the question. Over
+lacks is the choice among them: the crosstab shows it picking the asked-about color only a little more often
+than chance, with favourite places in the list whatever the question. Over
 training (the shipped intermediate checkpoints), IOI is learned in a phase change, Colored Objects never:
 """)
 
