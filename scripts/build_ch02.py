@@ -200,10 +200,12 @@ In GPT-2 large, the noun reaches the last position through attention around laye
 out, 0 and 31; the seed sets MLP 0 aside (Neel Nanda's note: in GPT-2, MLP 0 acts like an extension of
 the embedding and matters for almost everything) and follows MLP 31, where the logit lens jumps. In the
 4-layer organism the noun is moved at once: patching layer 0's attention output at the last position
-restores everything, and MLP 0 right after it restores almost everything too; it is where "apple" is
-first turned into something about the article. Later MLPs each restore a part. We follow the seed: the
-**decisive layer** is the MLP where the logit lens makes its largest step, and we check that patching it
-at the last position recovers a good share of the logit difference.
+restores almost everything (0.95 on prompt seed 0), and the two MLPs right after it each restore most of
+it (MLP 0 0.67-0.70, MLP 1 0.56-0.60 over the three prompt sets of section 7.3); that is where "apple" is
+turned into something about the article. MLPs 2 and 3 restore little (0.04 and 0.11 on seed 0). We follow
+the seed: the **decisive layer** is the MLP where the logit lens makes its largest step (here MLP 1, not a
+late layer), and we check that patching it at the last position recovers a good share of the logit
+difference.
 """)
 
 code("decisive", """
@@ -222,12 +224,12 @@ residual stream. So a neuron can be patched like a head: write its clean activat
 position) into the corrupted run. `patching.neuron_variants` makes one variant per neuron and the engine
 runs them in batches; a plain loop (one forward per neuron) on a sample checks the numbers and the speed.
 
-On a CPU, with 32 prompts per variant, batching buys little here (measured: 256 neurons in about 9.5 s
-with 16 variants per pass, 12 s for the loop, 21 s with the engine's default of up to 256 variants per
-pass, one thread on a shared machine): each variant is already a batch of 32 prompts, so the forward is
-compute-bound and stacking more only adds memory traffic. The large speedups of
-`tests/test_bench_patching.py` come with few, short prompts, where a forward's fixed cost dominates; on a GPU
-batching pays in both regimes.
+On a CPU, with 32 prompts of 20 tokens per variant, a moderate chunk is best (measured, one thread on a
+shared machine: 256 neurons in about 0.4 s with 16 variants per pass, 1.0 s with the engine's default of
+up to 256 variants per pass, 5 s for the loop; the printout below has this run's figures): each variant is
+already a batch of 32 prompts, so stacking many more only adds memory traffic. The speedups of
+`tests/test_bench_patching.py` are largest with few, short prompts, where a forward's fixed cost
+dominates; on a GPU batching pays in both regimes.
 """)
 
 code("neurons", """
@@ -256,17 +258,19 @@ plt.show()
 top = nrec.topk(5)
 print("best neurons: " + ", ".join(f"L{DECISIVE}.N{int(i)} {v:.3f}" for v, i in zip(top.values, top.indices)))
 print(f"L{BEST[0]}.N{BEST[1]} alone recovers {best_rec:.2f}; the whole layer {layer_rec:.2f} "
-      f"(the seed: L31.N892 0.50, the whole layer 0.49)")
+      f"({best_rec / layer_rec:.0%} of it; the seed: L31.N892 0.50, the whole layer 0.49)")
 assert max_diff <= 1e-5, "the batched sweep agrees with the loop"
-assert best_rec > BEST_REC_MIN and best_rec / layer_rec > SHARE_MIN, "one neuron carries a large share of its layer"
+# No assert on the neuron's share of its layer: this organism does not show the seed's finding (section 7.3).
 """)
 
 md("s4-all", """
-Is that neuron special only within its layer? The measurement script (`scripts/measure_ch02.py`) also
-patches every neuron of every layer (one sweep of `layers x d_mlp` variants): on every prompt set, and on a
-second organism trained with another seed (where the decisive layer is MLP 2), the best single neuron of
-the whole model is the best neuron of the decisive layer (table in section 7.3). It carries a large share
-of its layer but not all of it, unlike L31.N892: a few other neurons of the layer add small parts.
+**This organism does not show the seed's finding.** L31.N892 alone recovers about as much as its whole
+layer; here the best neuron of MLP 1, L1.N71, recovers 0.07-0.08 while the layer recovers 0.56-0.60: only
+12-14% of it (table in section 7.3), and two other neurons of the layer come close (on prompt seed 0:
+L1.N99 0.056, L1.N26 0.055). The job is spread over many neurons, so the chapter asserts nothing about one
+neuron's share. What does hold: the measurement script (`scripts/measure_ch02.py`) also patches every
+neuron of every layer (one sweep of `layers x d_mlp` variants), and on every prompt set the best single
+neuron of the whole model is L1.N71. The next sections follow it anyway.
 """)
 
 md("s5", """
@@ -275,7 +279,9 @@ md("s5", """
 **Max-activating examples.** Neuroscope shows the texts where a GPT-2 neuron fires most; L31.N892 fires on
 tokens followed by " an". We run the corpus of section 1 through the organism once, keeping the neuron's
 activation at every token (`neurons.record_stream`), and show the top examples: each token coloured by
-the activation, the strongest one marked.
+the activation, the strongest one marked. L1.N71 does not fire most before " an": its strongest
+activations (corpus seed 0) are on " the" just before a noun ("We looked at the" → onion, eagle, plum,
+insect, apple, owl, ...), mostly nouns that would take " an".
 """)
 
 code("maxact", """
@@ -300,6 +306,13 @@ always predicted, noisily. Same here (`neurons.activation_bins`; bins holding fe
 dropped), with the proportion where " an" actually comes next for comparison. The two curves nearly
 coincide: where the organism predicts " an" it is right, and the " an"s it misses (filler sentences,
 where nothing announces the noun) sit in the lowest bin, among thousands of other tokens.
+
+**This organism shows the seed's curve only in part.** The proportion rises from 0 to about 0.3-0.4 over
+the middle bins and then falls back to about 0 in the top bins, where the neuron fires on " the" before a
+noun (corpus seed 0); the correlation of the activation with "top prediction is ' an'" is 0.32-0.35 over
+the three corpora of section 7.3. The neuron is silent where " a" is predicted (mean activation -0.05
+there, 2.37 where " an" is, corpus seed 0), but it is not an " an" predictor across the corpus, so the
+chapter asserts no correlation.
 """)
 
 code("bins", """
@@ -312,7 +325,7 @@ plt.show()
 corr = torch.corrcoef(torch.stack([act[valid], is_top[valid].float()]))[0, 1].item()
 print(f"correlation of the activation with 'top prediction is \\" an\\"' over {int(valid.sum())} tokens: {corr:.2f}")
 display(bins.round(3))
-assert corr > CORR_MIN
+# No assert on the correlation: this organism does not show the seed's finding (see above and section 7.3).
 """)
 
 md("s6", """
@@ -321,7 +334,10 @@ md("s6", """
 How does the neuron raise " an"? Its output weights (its row of `W_out`) dotted with the unembedding of
 a token is how much one unit of activation adds to that token's logit: the seed calls it the neuron's
 *congruence* with the token (`lens.neuron_congruence`). First the neuron against every token, then every
-neuron of every layer against " an".
+neuron of every layer against " an". For L1.N71, " an" is the most congruent token (0.99), but not the
+seed's lone outlier: nouns that take " an" follow close behind (orange 0.88, onion 0.86, umbrella 0.84,
+egg 0.82), and " a" is strongly negative (-0.60). Among all 1024 neurons it is #12 for " an", not the
+top one as L31.N892 is in GPT-2 large.
 """)
 
 code("congruence", """
@@ -396,15 +412,19 @@ print("correlations of activation with 'top prediction is the token': "
 md("s7-measured", """
 ### 7.3 Measured across prompt sets and training seeds
 
-`python scripts/measure_ch02.py --models organism /tmp/S1 --seeds 0 1 2` runs sections 1-6 for prompt/corpus
-seeds 0, 1, 2 on the shipped organism (training seed 0) and on the same recipe trained with seed 1, one
-CPU thread (timings pessimistic: the 2-core machine was shared). "best neuron" is the best single neuron of
-the *whole model* (every neuron of every layer patched). The asserts above sit below the worst value:
+`python scripts/measure_ch02.py --models organism --seeds 0 1 2` runs sections 1-6 for prompt/corpus
+seeds 0, 1, 2 on the shipped organism (training seed 0), one CPU thread (timings pessimistic: the 2-core
+machine was shared). "best neuron" is the best single neuron of the *whole model* (every neuron of every
+layer patched). The asserts above sit below the worst value:
 
 MEASURED_TABLE
 
-Thresholds: MLP layer recovery > LAYER_REC_MIN, best neuron > BEST_REC_MIN and > SHARE_MIN of its layer,
-correlation > CORR_MIN, the neuron among the top RANK_MAX neurons for " an", and " an" among the neuron's top TOKEN_RANK_MAX tokens.
+Thresholds: MLP layer recovery > LAYER_REC_MIN, the neuron among the top RANK_MAX neurons for " an", and " an"
+among the neuron's top TOKEN_RANK_MAX tokens. Two of the seed's findings are not asserted because this
+organism does not show them: the best neuron carries only 12-14% of its layer's recovery (the seed: about
+all of it), and its activation correlates with predicting " an" at only 0.32-0.35. (An earlier organism,
+trained with smaller batches, did show both: one neuron of its decisive MLP 3 carried 64-67% of the layer,
+correlation 0.81-0.86.)
 """)
 
 md("s8", """
@@ -446,15 +466,18 @@ pd.DataFrame([
      "template, the rest (filler sentences) are guesses"],
     ["The logit lens jumps after one late MLP", "after MLP 31 (of 36)", "—", f"after {jump_stage} (of {L})"],
     ["Layer patching: that MLP matters (with MLP 0)", "MLP 31 and MLP 0 stand out",
-     "—", f"MLP {DECISIVE} recovers {layer_rec:.2f} at the last position; MLP 0 {mlp_end[0]:.2f}: here MLP 0 "
-     "right after the attention that moves the noun does most of the work"],
+     "—", f"MLP {DECISIVE} recovers {layer_rec:.2f} at the last position; MLP 0 {mlp_end[0]:.2f}: here the "
+     "MLPs right after the attention that moves the noun do most of the work"],
     ["One neuron of it recovers about as much as the whole layer", "L31.N892: 0.50 vs layer 0.49", "—",
-     f"L{BEST[0]}.N{BEST[1]}: {best_rec:.2f} vs layer {layer_rec:.2f}: a large share, not all: the small "
-     "model spreads the job over a few neurons"],
+     f"not shown: L{BEST[0]}.N{BEST[1]}: {best_rec:.2f} vs layer {layer_rec:.2f} ({best_rec / layer_rec:.0%}); "
+     f"next best {', '.join(f'{v:.2f}' for v in nrec.topk(3).values[1:].tolist())}: the job is spread over "
+     "many neurons"],
     ["Its activation correlates with predicting ' an' over a corpus", "rising, noisy curve over pile-10k", "—",
-     f"correlation {corr:.2f} over task text (a much simpler corpus)"],
+     f"only in part: correlation {corr:.2f}; the proportion peaks at {bins['proportion'].max():.2f} and is "
+     f"{bins['proportion'].iloc[-1]:.2f} in the top bin (the neuron fires most on ' the' before a noun)"],
     ["It is congruent with ' an'", "' an' an outlier of its congruences; the top neuron for ' an'", "—",
-     f"' an' is its #{an_rank_of_token + 1} token; it is #{rank + 1} of {L * D} neurons for ' an'"],
+     f"' an' is its #{an_rank_of_token + 1} token, nouns taking ' an' close behind; it is #{rank + 1} of "
+     f"{L * D} neurons for ' an'"],
     ["Congruence search finds mutually exclusive token-neuron pairs that predict their token",
      "top pair: 'i' with L33.N4142, smooth curves for the top 5", "—",
      f"top pairs {', '.join(top3.token)}; correlations {', '.join(f'{c:.2f}' for c in pair_corr)}"],
@@ -462,19 +485,18 @@ pd.DataFrame([
 """)
 
 #: Assert thresholds, with margin below the worst of the measured rows (MEASURED).
-THRESHOLDS = {"TOKEN_RANK_MAX": "3", "LAYER_REC_MIN": "0.15", "BEST_REC_MIN": "0.07", "SHARE_MIN": "0.2",
-              "CORR_MIN": "0.7", "RANK_MAX": "10"}
+#: No threshold on the best neuron's share of its layer or on the correlation: this organism does not show
+#: those findings (share 0.12-0.14, correlation 0.32-0.35), so the chapter says so instead of asserting.
+#: TOKEN_RANK_MAX before RANK_MAX: the placeholders are replaced in this order.
+THRESHOLDS = {"TOKEN_RANK_MAX": "3", "LAYER_REC_MIN": "0.3", "RANK_MAX": "25"}
 
-#: ``python scripts/measure_ch02.py --models organism /tmp/S1 --seeds 0 1 2`` (organism = training seed 0,
-#: /tmp/S1 = the same recipe, training seed 1), one thread on the shared 2-core machine.
+#: ``python scripts/measure_ch02.py --models organism --seeds 0 1 2`` (organism = training seed 0, retrained
+#: with bigger batches), one thread on the shared 2-core machine.
 MEASURED = """| model (training seed) | prompt/corpus seed | logit diff clean / corrupted | largest lens step | decisive MLP (largest MLP lens step) | its recovery | MLP 0 recovery | best single neuron (all layers) | its recovery | share of its layer | ' an' occurs / top prediction | corr(activation, top = ' an') | neuron's rank for ' an' (of 1024) | ' an''s rank for the neuron | time (s) |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
-| organism (0) | 0 | 8.64 / -8.03 | L3.mlp | 3 | 0.285 | 0.974 | L3.N152 | 0.183 | 0.64 | 124 / 90 | 0.838 | #5 | #1 | 139 |
-| organism (0) | 1 | 8.79 / -7.74 | L3.mlp | 3 | 0.275 | 0.972 | L3.N152 | 0.180 | 0.66 | 97 / 74 | 0.811 | #5 | #1 | 104 |
-| organism (0) | 2 | 8.71 / -7.70 | L3.mlp | 3 | 0.278 | 0.976 | L3.N152 | 0.186 | 0.67 | 98 / 83 | 0.856 | #5 | #1 | 84 |
-| seed 1 | 0 | 8.96 / -8.86 | L0.attn | 2 | 0.312 | 0.916 | L2.N120 | 0.095 | 0.31 | 124 / 90 | 0.953 | #7 | #1 | 93 |
-| seed 1 | 1 | 8.78 / -9.14 | L0.attn | 2 | 0.310 | 0.910 | L2.N120 | 0.095 | 0.31 | 97 / 75 | 0.956 | #7 | #1 | 94 |
-| seed 1 | 2 | 8.47 / -9.00 | L0.attn | 2 | 0.314 | 0.910 | L2.N120 | 0.094 | 0.30 | 98 / 82 | 0.966 | #7 | #1 | 79 |
+| organism (0) | 0 | 10.56 / -9.23 | L1.mlp | 1 | 0.602 | 0.698 | L1.N71 | 0.074 | 0.12 | 88 / 65 | 0.343 | #12 | #1 | 3.1 |
+| organism (0) | 1 | 9.18 / -8.55 | L1.mlp | 1 | 0.569 | 0.699 | L1.N71 | 0.079 | 0.14 | 67 / 53 | 0.348 | #12 | #1 | 2.9 |
+| organism (0) | 2 | 10.29 / -9.37 | L1.mlp | 1 | 0.561 | 0.672 | L1.N71 | 0.075 | 0.13 | 63 / 51 | 0.321 | #12 | #1 | 3.0 |
 
 In every row the best single neuron of the whole model (every neuron of every layer patched) is the best
 neuron of the decisive layer."""
