@@ -5,13 +5,15 @@ whitespace and isolates punctuation, as text is written), a ``GPT2LMHeadModel`` 
 config, deterministic training, and a checkpoint directory that ``helpers.load_model("organism")``
 boots through the same TransformerBridge path as GPT-2.
 
-Retrain from scratch (about 7 minutes on one CPU core of this 2-core machine)::
+Retrain from scratch (about 13 minutes on one CPU core of this 2-core machine)::
 
     python -m helpers.organism --out helpers/assets/organism --seed 0
 
 Training runs on one CPU thread (``--threads 1``, the default) so the same seed gives the same
-weights. The shipped checkpoint is seed 0 (4000 steps, 400 s measured). The IOI phase change is
-seed-dependent: seed 0 solves held-out IOI from about step 2250, seed 1 reaches 86% by step 4000.
+weights. The shipped checkpoint is seed 0 (3000 steps of 128 sequences, 765 s measured while another
+job shared the machine). Induction forms in a phase change between steps 1000 and 1500, IOI follows by
+step 2000. Both need many repeated sequences per step: with 32 sequences per step (the first organism)
+induction stayed near 15% after 4000 steps.
 """
 
 from __future__ import annotations
@@ -37,18 +39,19 @@ from .tasks.repeats import vocab_ids
 BOS = "<|endoftext|>"
 UNK = "<unk>"
 
-#: Share of each task among training sequences. Fixed up front, not tuned to any chapter's story.
-MIXTURE = {"repeats": 0.3, "ioi": 0.25, "articles": 0.15, "colored_objects": 0.15, "counting": 0.1,
+#: Share of each task among training sequences. Fixed up front; repeats raised once from 0.3 to 0.5 (with the
+#: batch from 32 to 128) because induction did not form otherwise. Not tuned to any chapter's story.
+MIXTURE = {"repeats": 0.5, "ioi": 0.15, "articles": 0.1, "colored_objects": 0.1, "counting": 0.1,
            "filler": 0.05}
 
 #: The model: 4 layers x 8 heads (d_head 16), d_model 128, MLP 256 (GPT-2's shape, scaled down).
 CONFIG = {"n_layer": 4, "n_head": 8, "n_embd": 128, "n_inner": 256, "n_positions": 128,
               "activation_function": "gelu_new", "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}
-TRAIN = {"steps": 4000, "batch_size": 32, "lr": 3e-3, "warmup": 100, "decay_frac": 0.25, "min_lr_frac": 0.1,
+TRAIN = {"steps": 3000, "batch_size": 128, "lr": 2e-3, "warmup": 100, "decay_frac": 0.25, "min_lr_frac": 0.1,
          "weight_decay": 0.01, "repeat_len": (4, 25), "eval_every": 250, "log_every": 25,
          "pos_init": "sinusoidal", "pos_scale": 0.05}
 #: Intermediate checkpoints kept (tags are ``step<k>``), loadable as ``load_model("organism@step<k>")``.
-CHECKPOINT_STEPS = (500, 1000, 2000, 3000)
+CHECKPOINT_STEPS = (500, 1000, 1500, 2000, 2500)
 
 
 # ----------------------------------------------------------------------------- tokenizer

@@ -311,9 +311,9 @@ pd.DataFrame({"class": [c for c, _ in circuit.values()], "why": [w for _, w in c
 
 md("s5r", """
 **Does the S-head know that S is repeated?** GPT-2's S-inhibition heads act because S occurs twice
-(duplicate-token and induction heads tell them). A head *in layer 0* cannot know that: it sees tokens and
-positions only. In the ABC prompts S2 is replaced by a third name that occurs once; if a head attends
-END → that position just as much, it is looking for *the last name*, not for the repeated one.
+(duplicate-token and induction heads tell them). The organism has induction heads (appendix), so its
+S-heads *could* use them. In the ABC prompts S2 is replaced by a third name that occurs once; if a head
+attends END → that position just as much, it is looking for *the last name*, not for the repeated one.
 """)
 
 code("last-name", """
@@ -417,16 +417,19 @@ crit.round(3)
 code("assert-circuit", """
 if IS_ORGANISM:
     main = circuits.top_heads(direct_effect.abs(), 1)[0]
-    assert direct_effect[main] < -DIRECT_MAIN_MIN, "one head's path to the logits should carry the answer"
-    assert abs(direct_no_mlp[main]) < NO_MLP_MAX, "... through the MLPs, not by writing it itself"
+    s_direct = [h for h in direct_heads if circuit[h][0] == "S-suppression"]
+    assert len(s_direct) >= S_HEADS_MIN and len({h[0] for h in s_direct}) >= 2, \
+        "several S-suppression heads, in more than one layer, write the answer"
+    assert -direct_effect[main] > DIRECT_MAIN_MIN and -direct_no_mlp[main] > NO_MLP_MIN, \
+        "... and most of it they write themselves (MLPs frozen)"
     assert len(carriers) >= CARRIERS_MIN, "several heads should bring the names to END"
-    assert FAITH_LO < faithfulness < FAITH_HI and top1["F(C)"] > TOP1_MIN, "the circuit alone should do the task"
+    assert FAITH_LO < faithfulness < FAITH_HI and top1["F(C)"] > TOP1_MIN, "the circuit keeps about half of the task"
     assert ld["F(C_ABC)"] / F_M > ABC_FAITH_MIN and top1["F(C_ABC)"] < ABC_TOP1_MAX, \
-        "the ABC heads alone keep the logit difference but not the answer"
+        "the ABC heads alone keep much of the logit difference but not the answer"
     single = crit[crit.K.isin([head_name(h) for h in circuit_heads])]
     assert single.minimality.min() > MINIMAL_MIN, "every circuit head should matter on one of the metrics"
-    assert crit["incompleteness / F(M)"].max() < INCOMPLETE_MAX, "removing K should hurt circuit and model alike"
-    assert not backup, "the organism has no backup heads (measured)"
+    assert crit["incompleteness / F(M)"].max() > INCOMPLETE_MIN, "the circuit is far from complete (measured)"
+    assert not backup, "no strong backup heads (measured)"
 """)
 
 md("s8", """
@@ -450,33 +453,28 @@ plt.show()
 
 md("s8b", """
 **What the organism does** (figures of the shipped organism over five prompt sets, table in section 10).
-Its IOI circuit lives entirely in **layer 0 and the MLPs**:
 
-* one head (L0H0) attends from END to **the last name** of the prompt — S2 in every IOI template — and,
-  through the MLPs (its effect falls from about −100% to −3% of the logit difference when they are
-  frozen), pushes that name *down*: an *S-suppression* head, the job of GPT-2's S-inhibition heads and
-  name movers' attention bias done in one step. It does not detect repetition: it attends the third
-  name of an ABC prompt just as much. It has learned the templates' shortcut *the answer is the other
-  name*, not the paper's *the answer is the name that is not repeated*;
-* four layer-0 heads (L0H1, L0H2, L0H4, L0H5) bring the names to END (each attends to both names);
-  they are invisible to ABC patching (their outputs are the same on ABC prompts) and found only by
-  knockout. They are the organism's name movers, but they copy through the MLPs: their direct OV copy
-  scores are at chance;
-* with only L0H0 kept, the logit difference survives (100–112%) while top-1 accuracy collapses to
-  5–11%: **a logit-difference faithfulness score can hide half a circuit**. With the five heads it is
-  100% on both;
-* no head of layers 1–3 matters, so there are no induction, duplicate-token or previous-token heads in
-  this circuit, no negative name movers, and knocking out L0H0 reveals **no backup** (no head's DLA rises
-  by more than 1% of the logit difference).
+* **Five S-suppression heads in layers 1–3** (L1H2, L1H3, L2H3, L2H6, L3H3) attend from END to S2
+  (0.93–0.99 of their attention) and push S down; each one's path to the logits carries about 30% of the
+  logit difference, about two thirds of it written by the head itself (MLPs frozen: about 20%). They do
+  the job of GPT-2's S-inhibition heads and of the name movers' bias in one step.
+* **They attend to the last name, repeated or not**: on ABC prompts they attend the third name just as
+  much. The organism has induction heads (appendix), yet path patching finds no induction or
+  duplicate-token head feeding them: it solves IOI with the templates' shortcut *the answer is the other,
+  earlier name*, not with the paper's *the answer is the name that is not repeated*.
+* **Name movers in layers 0–1** (L0H7, L1H0, L1H1, L1H4, L1H6, found by knockout; their direct OV copy
+  scores reach 1.0 within the names) bring the names to END; ABC patching cannot see them because they
+  act the same on ABC prompts.
+* **A partial circuit.** The circuit alone keeps 44–52% of the logit difference and 50–66% top-1
+  accuracy; the ABC-found heads alone keep 66–81% of the logit difference but almost no top-1 (3–14%):
+  a logit-difference faithfulness score can hide half a circuit. Removing subsets from circuit and model
+  hurts them very differently (incompleteness 54–69% of F(M)): much of the organism's IOI computation is
+  spread over heads below the thresholds.
+* **No strong backup**: knocking out the S-suppression heads raises no other head's DLA by more than 6%
+  of the logit difference (the assert asks for none above 10%), and there are no negative name movers.
 
-**Another training seed, another circuit.** An organism trained the same way with seed 1 (not shipped;
-second table of section 10) solves IOI less well (87% of prompts, logit difference 3.5) with a different
-circuit: three *layer-1* heads (L1H1, L1H3, L1H7) write −S directly (frozen MLPs change nothing), fed
-through their **values** by layer-0 heads that path patching finds (L0H7, L0H2, L0H5). The heads alone
-keep about 75% of the logit difference. What the two organisms share is the shortcut: their S-heads
-attend the last name (0.90–0.95 for seed 1) whether it is repeated or not. The asserts of this chapter
-are measured on the shipped organism; on the seed-1 organism the logit-difference, through-the-MLPs,
-top-1 and completeness asserts would fail, the last-name assert would hold.
+An earlier organism (trained with 32 sequences per step, no induction heads) had a different circuit:
+one layer-0 head doing all the S-suppression through the MLPs. The shortcut was the same.
 
 ## 9. GPT-2 small (online only)
 
@@ -523,13 +521,13 @@ pd.DataFrame([
      f"accuracy {clean_eval['accuracy']:.0%}, logit diff {clean_eval['logit_diff']:.2f} (ABC {abc_eval['logit_diff']:.2f})"],
     ["Name movers attend END→IO and copy the name (OV)", "9.9, 9.6, 10.0", "published; online: " + gpt2_summary,
      "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(classes.items()))
-     + f"; largest direct OV copy score {score['copy'].max().item():.2f} (chance {chance:.3f}): they copy via the MLPs"],
+     + f"; largest direct OV copy score {score['copy'].max().item():.2f} (chance {chance:.3f})"],
     ["Negative name movers write against the answer", "10.7, 11.10", "published",
      ", ".join(head_name(h) for h in all_heads if dla[h] < -0.1 * clean_ld) or "none with DLA below −10% of F(M)"],
     ["S-inhibition, induction, duplicate-token, previous-token heads upstream", "7.3, 7.9, 8.6, 8.10; 5.5, 5.8, "
      "5.9, 6.9; 0.1, 0.10, 3.0; 2.2, 4.11", "published",
      "; ".join(f"{r.sender} → {r.receivers} ({r.input}) {r.change:+.2f}" for r in feeders.itertuples())
-     or "none: the S-head is in layer 0 and finds the last name by itself (repeated or not)"],
+     or "none: the S-heads find the last name by themselves (repeated or not)"],
     ["Backup name movers take over when name movers are knocked out", "10.10, 10.6, 10.2, 10.1, 11.2, 9.7, 9.0, 11.9",
      "published", ", ".join(map(head_name, backup)) or
      f"none: largest DLA rise {rise.max().item():+.3f} (logit diff falls to {ko_logits:.2f})"],
@@ -543,27 +541,20 @@ pd.DataFrame([
 """)
 
 #: Assert thresholds, with margin beyond the worst of the prompt sets in scripts/measure_ch04.py.
-THRESHOLDS = {"ACC_MIN": "0.9", "LD_MIN": "8", "ABC_MAX": "1.0", "GAP_MIN": "7", "BACKUP_MIN": "0.05",
-              "DIRECT_MAIN_MIN": "0.7", "NO_MLP_MAX": "0.15", "CARRIERS_MIN": "3", "FAITH_LO": "0.8",
-              "FAITH_HI": "1.3", "TOP1_MIN": "0.9", "ABC_FAITH_MIN": "0.8", "ABC_TOP1_MAX": "0.3",
-              "MINIMAL_MIN": "0.02", "INCOMPLETE_MAX": "0.2", "LAST_NAME_MIN": "0.3", "REPEAT_DIFF_MAX": "0.1"}
+THRESHOLDS = {"ACC_MIN": "0.9", "LD_MIN": "7", "ABC_MAX": "1.0", "GAP_MIN": "7", "BACKUP_MIN": "0.1",
+              "S_HEADS_MIN": "4", "DIRECT_MAIN_MIN": "0.2", "NO_MLP_MIN": "0.1", "CARRIERS_MIN": "3",
+              "FAITH_LO": "0.35", "FAITH_HI": "0.65", "TOP1_MIN": "0.4", "ABC_FAITH_MIN": "0.55", "ABC_TOP1_MAX": "0.25",
+              "MINIMAL_MIN": "0.05", "INCOMPLETE_MIN": "0.4", "LAST_NAME_MIN": "0.8", "REPEAT_DIFF_MAX": "0.05"}
 
 MEASURED = """Shipped organism (`organism`, training seed 0), five prompt sets (SEED:TEMPLATE 0:0 … 4:4; `python scripts/measure_ch04.py`); `seconds` is the whole notebook on the shared 2-core machine:
 
 | seed | template | accuracy | logit_diff | abc_logit_diff | gap | main_direct | main_no_mlp | carriers | faithfulness | top1_circuit | faith_abc | top1_abc | min_single_drop | max_incompleteness_rel | max_dla_rise | last_name_clean | last_name_abc | max_copy | max_neg_copy | seconds | circuit |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
-| 0 | 0 | 1 | 13 | 0.0378 | 10.5 | 1.03 | 0.0379 | 5 | 1.06 | 1 | 1.12 | 0.0625 | 0.0781 | 0.056 | 0.0225 | 0.456 | 0.447 | 0.05 | 0.05 | 106 | L0H0 S-suppression, L0H1 name mover, L0H2 name mover, L0H4 name mover, L0H5 name mover |
-| 1 | 1 | 1 | 12.8 | -0.245 | 12.2 | 1.01 | 0.0287 | 5 | 1.05 | 1 | 1.03 | 0.0625 | 0.109 | 0.042 | 0.0661 | 0.418 | 0.424 | 0.05 | 0.05 | 155 | L0H0 S-suppression, L0H1 name mover, L0H2 name mover, L0H4 name mover, L0H5 name mover |
-| 2 | 2 | 1 | 12.9 | -0.0796 | 13.3 | 0.954 | 0.0293 | 5 | 1.08 | 1 | 0.997 | 0.109 | 0.0382 | 0.0753 | 0.0803 | 0.585 | 0.591 | 0.05 | 0.05 | 87.1 | L0H0 S-suppression, L0H1 name mover, L0H2 name mover, L0H4 name mover, L0H5 name mover |
-| 3 | 3 | 1 | 12.9 | -0.33 | 13.6 | 1.02 | 0.0346 | 5 | 1.09 | 1 | 1.03 | 0.0469 | 0.0564 | 0.0825 | 0.0956 | 0.561 | 0.552 | 0.05 | 0.05 | 71.1 | L0H0 S-suppression, L0H1 name mover, L0H2 name mover, L0H4 name mover, L0H5 name mover |
-| 4 | 4 | 1 | 12.8 | -0.0941 | 14.7 | 1.04 | 0.0315 | 5 | 1.06 | 1 | 0.977 | 0.0938 | 0.034 | 0.0505 | 0.0501 | 0.562 | 0.557 | 0.05 | 0.05 | 63 | L0H0 S-suppression, L0H1 name mover, L0H2 name mover, L0H4 name mover, L0H5 name mover |
-
-A second organism trained with seed 1 (`/tmp/S1`, not shipped; `python scripts/measure_ch04.py --model /tmp/S1 --runs 0:0 1:1`):
-
-| seed | template | accuracy | logit_diff | abc_logit_diff | gap | main_direct | main_no_mlp | carriers | faithfulness | top1_circuit | faith_abc | top1_abc | min_single_drop | max_incompleteness_rel | max_dla_rise | last_name_clean | last_name_abc | max_copy | max_neg_copy | seconds | circuit |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
-| 0 | 0 | 0.871 | 3.55 | 0.018 | 4.36 | 0.311 | 0.326 | 4 | 0.785 | 0.781 | 0.785 | 0.781 | 0.0938 | 0.417 | 0.0589 | 0.952 | 0.959 | 0.6 | 0.1 | 113 | L1H1 S-suppression, L1H3 S-suppression, L1H7 S-suppression, L0H7 duplicate-token, L0H2 duplicate-token, L0H5 duplicate-token |
-| 1 | 1 | 0.883 | 3.51 | 0.111 | 2.81 | 0.356 | 0.361 | 2 | 0.733 | 0.688 | 0.733 | 0.688 | 0.182 | 0.407 | 0.0318 | 0.902 | 0.911 | 0.6 | 0.1 | 144 | L1H1 S-suppression, L1H3 S-suppression, L1H7 S-suppression, L0H7 induction, L0H2 duplicate-token, L0H5 induction, L0H0 duplicate-token |"""
+| 0 | 0 | 0.996 | 8.94 | 0.2 | 9.36 | 0.301 | 0.198 | 5 | 0.447 | 0.594 | 0.722 | 0.0312 | 0.154 | 0.651 | 0.0346 | 0.98 | 0.977 | 1 | 0.1 | 21.9 | L1H2 S-suppression, L1H3 S-suppression, L2H3 S-suppression, L2H6 S-suppression, L3H3 S-suppression, L0H6 other, L0H7 name mover, L1H0 other, L1H1 name mover, L1H6 other |
+| 1 | 1 | 1 | 9.13 | -0.335 | 9.08 | 0.342 | 0.211 | 6 | 0.444 | 0.656 | 0.686 | 0.141 | 0.125 | 0.69 | 0.0519 | 0.934 | 0.928 | 1 | 0.1 | 34 | L1H2 S-suppression, L1H3 S-suppression, L2H3 S-suppression, L2H6 S-suppression, L3H3 S-suppression, L0H6 other, L0H7 name mover, L1H0 name mover, L1H1 name mover, L1H4 name mover, L1H6 name mover |
+| 2 | 2 | 1 | 8.64 | -0.0972 | 9.2 | 0.289 | 0.171 | 5 | 0.44 | 0.562 | 0.661 | 0.0625 | 0.141 | 0.69 | 0.0334 | 0.987 | 0.983 | 1 | 0.1 | 29 | L1H2 S-suppression, L1H3 S-suppression, L2H3 S-suppression, L2H6 S-suppression, L3H3 S-suppression, L0H6 other, L0H7 name mover, L1H0 name mover, L1H1 name mover, L1H6 name mover |
+| 3 | 3 | 0.996 | 8.74 | 0.211 | 8.4 | 0.302 | 0.186 | 5 | 0.519 | 0.562 | 0.786 | 0.0781 | 0.123 | 0.603 | 0.0221 | 0.986 | 0.99 | 1 | 0.1 | 20.8 | L1H2 S-suppression, L1H3 S-suppression, L2H3 S-suppression, L2H6 S-suppression, L3H3 S-suppression, L0H6 other, L0H7 name mover, L1H0 name mover, L1H1 name mover, L1H6 name mover |
+| 4 | 4 | 1 | 8.95 | -0.0113 | 9.14 | 0.298 | 0.193 | 4 | 0.477 | 0.5 | 0.805 | 0.0469 | 0.123 | 0.541 | 0.0574 | 0.957 | 0.962 | 1 | 0.1 | 22 | L1H2 S-suppression, L1H3 S-suppression, L2H3 S-suppression, L2H6 S-suppression, L3H3 S-suppression, L0H6 other, L0H7 name mover, L1H0 name mover, L1H6 name mover |"""
 
 
 def main() -> None:

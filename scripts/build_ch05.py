@@ -31,8 +31,8 @@ which in IOI tell the mover heads which name *not* to copy, do not single out th
 accuracy to **93.7%**.
 
 This chapter runs the same experiment on the book's organism: find both circuits with one method,
-measure their overlap, and repair Colored Objects by making the organism's IOI inhibition head do on
-colors what it does on names. The organism is not GPT-2 medium, and its circuits are smaller and
+measure their overlap, and repair Colored Objects by making the organism's IOI inhibition heads do on
+colors what they do on names. The organism is not GPT-2 medium, and its circuits are smaller and
 shallower (chapter 4); the closing table says where the two stories agree and where they cannot.
 """)
 
@@ -61,7 +61,7 @@ import helpers
 from helpers import circuits, patching, plots, tasks
 from helpers.circuits import head_name
 from helpers.tasks import colored_objects, ioi
-from helpers.tasks.evaluate import evaluate_batch, wilson_interval
+from helpers.tasks.evaluate import evaluate_batch, paired_difference_interval, wilson_interval
 
 helpers.seed_everything(SEED)
 torch.set_num_threads(1)  # the machine is shared; one thread is also fastest for the small model
@@ -242,6 +242,8 @@ code("overlap", """
 ov = circuits.overlap(ioi_c.heads, co_c.heads)
 shared = sorted(set(ioi_c.heads) & set(co_c.heads))
 same_role = [h for h in shared if ioi_roles[h][0] == co_roles[h][0]]
+co_movers = [h for h in co_c.heads if co_roles[h][0] == "mover"]
+mover_share = sum(ioi_roles.get(h, ("",))[0] == "mover" for h in co_movers) / max(1, len(co_movers))
 grid = ioi_c.membership().int() + 2 * co_c.membership().int()  # 0 none, 1 IOI only, 2 CO only, 3 both
 fig, ax = plt.subplots(figsize=(5.5, 3))
 cmap = plt.matplotlib.colors.ListedColormap(["#f2f2f2", "#4c72b0", "#dd8452", "#55a868"])
@@ -258,16 +260,18 @@ ax.set_title("in-circuit heads: IOI (blue), Colored Objects (orange), both (gree
 plt.show()
 print(f"{ov['shared']} shared heads: {ov['of_b']:.0%} of the Colored Objects circuit is in the IOI circuit, "
       f"{ov['of_a']:.0%} of the IOI circuit in the Colored Objects one, intersection over union {ov['jaccard']:.0%}; "
-      f"same role in both tasks: {', '.join(map(head_name, same_role)) or 'none'}")
+      f"same role in both tasks: {', '.join(map(head_name, same_role)) or 'none'}; "
+      f"{mover_share:.0%} of the Colored Objects movers are IOI movers")
 """)
 
 md("s3a", """
-In the shipped organism the two circuits are the **same layer-0 heads**: the heads that bring every name
-to the answer position in IOI bring every listed color there in Colored Objects (their ablation lowers
-the candidates metric in both tasks), and the IOI inhibition head L0H0 is the one head whose role is
-not stable: in Colored Objects it barely looks at the colors, and depending on the prompt set path
-patching calls it an inhibition head, a mover, or leaves it out (table in section 6). The movers are
-reused; the inhibition is not doing its IOI job.
+In the shipped organism (five prompt sets, table in section 6) the IOI circuit has 13 heads: eight
+*movers* in layers 0–1 that bring the names to the answer position, and five *inhibition* heads in
+layers 1–3 (L1H2, L1H3, L2H3, L2H6, L3H3) that attend from the end to S2 and push S down. The Colored
+Objects circuit is almost all movers (9–11 heads), and 89–91% of its heads are in the IOI circuit,
+nearly all with the same role: **the movers are reused**. The inhibition heads mostly are not: on
+Colored Objects they are either outside the circuit or do something else. That is the paper's picture
+(78% shared heads; the inhibition step is what goes wrong), in a model with 32 heads.
 """)
 
 md("s3b", """
@@ -290,9 +294,7 @@ if IS_ORGANISM:
     assert ov["of_b"] >= OVERLAP_MIN and ov["jaccard"] >= JACCARD_MIN, "the circuits share most of their heads"
     assert abs(ov2["of_b"] - ov["of_b"]) <= OVERLAP_TOL and abs(ov2["jaccard"] - ov["jaccard"]) <= OVERLAP_TOL, \\
         "... on a second prompt set too"
-    co_movers = {h for h in co_c.heads if co_roles[h][0] == "mover"}
-    assert co_movers and co_movers <= {h for h in ioi_c.heads if ioi_roles[h][0] == "mover"}, \
-        "every Colored Objects mover is an IOI mover"
+    assert mover_share >= MOVER_SHARE_MIN, "the Colored Objects movers are, mostly, IOI movers"
 """)
 
 md("s4", """
@@ -360,24 +362,23 @@ for label, (keys_of, alpha) in conditions.items():
     runs[label] = rec
 interv = pd.DataFrame(results).set_index("condition")
 before, after, full, on_answer, on_object = (interv.iloc[k] for k in range(5))
-interv.round(3)
+top1_by = {label: steer(model, co_eval, co_enc, keys_of, alpha)[1] for label, (keys_of, alpha) in list(conditions.items())[:2]}
+gain, gain_lo, gain_hi = paired_difference_interval(*top1_by.values())
+display(interv.round(3))
+print(f"top-1 change with the steering: {gain:+.1%} (paired 95% CI {gain_lo:+.1%} to {gain_hi:+.1%}, same {N_EVAL} prompts)")
 """)
 
 code("assert-intervene", """
 if IS_ORGANISM:
-    assert after["top-1 CI low"] > before["top-1 CI high"], "steering the inhibition heads lifts accuracy beyond the CIs"
-    assert after["top-1 accuracy"] - before["top-1 accuracy"] > GAIN_MIN
-    assert full["listed accuracy"] > FULL_LISTED_MIN and full["top-1 accuracy"] < FULL_TOP1_MAX, \
-        "at full strength the colors are ranked right but pushed below other words"
+    assert gain_lo > 0 and gain > GAIN_MIN, "steering the inhibition heads lifts accuracy beyond its confidence interval"
     assert on_answer["listed accuracy"] < before["listed accuracy"] - HURT_MIN, "pointing them at the answer hurts"
     assert abs(on_object["listed accuracy"] - before["listed accuracy"]) < NEUTRAL_MAX, "a neutral word does little"
 """)
 
 md("s4a", """
-At full strength the steering *over*-inhibits: the asked color is still ranked first among the listed
-colors, but every color is pushed down and object words take the top of the vocabulary (the error modes
-above: "not a color"). The organism's inhibition head suppresses the *kind* of token it attends to, not
-just the token: a blunt instrument that works at a moderate dose.
+The steering helps, and the controls say it is the *inhibition* that helps: the same heads pointed at the
+asked-about color suppress the right answer, pointed at a neutral word they change nothing. The dose–
+response curve shows how much of the effect each strength buys.
 """)
 
 md("s4b", """
@@ -397,6 +398,8 @@ base_rec, steer_rec = runs[interv.index[0]], runs[interv.index[1]]
 down = []
 for i in range(first + 1, L):
     for j in range(H):
+        if (i, j) in inhibitors:  # the steered heads themselves are not "downstream"
+            continue
         b, s_ = (r[f"blocks.{i}.attn.hook_pattern"][:, j][rows_, co_enc.end] for r in (base_rec, steer_rec))  # [B, T]
         rb, rs = b[rows_, right_pos], s_[rows_, right_pos]
         wb, ws = b[rows_[:, None], wrong_pos].sum(-1), s_[rows_[:, None], wrong_pos].sum(-1)
@@ -415,15 +418,16 @@ mlp_cache = patching.cache_activations(model, co_enc.tokens, mlp_names)
 f_listed, f_top1, _, _ = steer(model, co_eval, co_enc, WRONG, ALPHA, extra_hooks=circuits.freeze_hooks(mlp_cache))
 frozen_top1 = f_top1.float().mean().item()
 display(down.sort_values("|shift|", ascending=False).head(6).round(3))
-print(f"largest attention shift of a later head: {max_shift:.2f}; largest rise of a color-reading head's share on "
+print(f"largest attention shift of a later, unsteered head: {max_shift:.2f}; largest rise of a color-reading head's share on "
       f"the asked color: {best_share:+.2f}; top-1 accuracy steered with the MLPs frozen: {frozen_top1:.1%} "
       f"(unsteered {before['top-1 accuracy']:.1%}, steered {after['top-1 accuracy']:.1%})")
 """)
 
 code("assert-downstream", """
 if IS_ORGANISM:
-    assert max_shift > SHIFT_MIN, "later heads change where they look when the inhibition head is steered"
-    assert frozen_top1 < before["top-1 accuracy"] + FROZEN_GAIN_MAX, "the steering's effect travels through the MLPs"
+    assert max_shift < SHIFT_MAX, "no later, unsteered head changes where it looks (measured)"
+    assert frozen_top1 - before["top-1 accuracy"] > FROZEN_SHARE_MIN * (after["top-1 accuracy"] - before["top-1 accuracy"]), \
+        "most of the steering's effect does not need the MLPs"
 """)
 
 md("s4c", """
@@ -447,17 +451,16 @@ if IS_ORGANISM:
 """)
 
 md("s4d", """
-**What the organism shows** (five prompt sets, table in section 6). Steering its one IOI inhibition head,
-L0H0, a third of the way onto the two wrong colors lifts top-1 Colored Objects accuracy from 33–37% to
-95–98%: the paper's 49.6% → 93.7% with four heads of GPT-2 medium, in a model a thousand times smaller.
-Pointed at the asked-about color instead, the same head wipes the answer out (0%), and pointed at a
-neutral word it does nothing, so the effect is the IOI head's *inhibition* and not any disturbance.
-Three differences from the paper: the organism's head suppresses a whole kind of token when given full
-attention (α = 1: right ranking among the colors, but no color on top); the effect goes through the MLPs
-(frozen MLPs: no gain), as L0H0's work in IOI does (chapter 4); and although later heads do change where
-they look (shifts of 0.3–0.4), none of them singles out the right color more (share rises ≤ 0.04): the
-paper's downstream story, mover heads re-aimed by the inhibition heads, has no counterpart here because
-the organism's movers sit in layer 0, beside the inhibition head, not after it.
+**What the organism shows** (five prompt sets, table in section 6). Steering four of its IOI inhibition
+heads (L1H3, L2H3, L3H3, L1H2) fully onto the two wrong colors (the calibration picks α = 1 every time)
+lifts top-1 Colored Objects accuracy from 32–36% to 41–50%: a gain of 8–16 points whose paired 95%
+interval stays above zero in every prompt set. Pointed at the asked-about color instead, the same heads
+cut the listed accuracy to 13–18%; pointed at a neutral word they change it by at most 5 points. So the
+IOI inhibition heads do carry over as *inhibition*, and the direction of the paper's result holds; its
+size does not: the paper goes from 49.6% to 93.7% in GPT-2 medium. Two more differences: the effect
+does not need the MLPs (frozen MLPs keep the gain), and no later, unsteered head changes where it looks
+(largest shift under 0.05): the paper's re-aimed mover heads have no counterpart, because the
+organism's movers sit in layers 0–1, before most of its inhibition heads, not after them.
 """)
 
 md("s5", """
@@ -510,26 +513,25 @@ pd.DataFrame([
      f"(95% CI {after['top-1 CI low']:.1%}–{after['top-1 CI high']:.1%}); at α = 1 listed {full['listed accuracy']:.1%} "
      f"but top-1 {full['top-1 accuracy']:.1%}; onto the answer: listed {on_answer['listed accuracy']:.1%}"],
     ["Downstream heads change their attention as IOI predicts", "mover heads attend more to the right color",
-     "published", f"later heads shift (up to {max_shift:.2f}); best rise of a head's share on the asked color "
-     f"{best_share:+.2f}; the effect travels mostly through the MLPs (frozen: top-1 {frozen_top1:.1%})"],
+     "published", f"later unsteered heads shift (up to {max_shift:.2f}); best rise of a head's share on the asked "
+     f"color {best_share:+.2f}; with the MLPs frozen the steered top-1 is {frozen_top1:.1%}"],
 ], columns=["claim", "source (Merullo et al.)", "GPT-2 medium", "this book's model"])
 """)
 
 #: Assert thresholds, with margin beyond the worst of the prompt sets in scripts/measure_ch05.py.
 THRESHOLDS = {"CO_ACC_MAX": "0.45", "OFF_LIST_MAX": "0.05", "IOI_ACC_MIN": "0.9", "OVERLAP_MIN": "0.8",
-              "JACCARD_MIN": "0.7", "OVERLAP_TOL": "0.25", "GAIN_MIN": "0.4", "HURT_MIN": "0.2",
-              "FULL_LISTED_MIN": "0.95", "FULL_TOP1_MAX": "0.1", "NEUTRAL_MAX": "0.1", "SHIFT_MIN": "0.2",
-              "FROZEN_GAIN_MAX": "0.1"}
+              "JACCARD_MIN": "0.5", "OVERLAP_TOL": "0.25", "MOVER_SHARE_MIN": "0.75", "GAIN_MIN": "0.05",
+              "HURT_MIN": "0.1", "NEUTRAL_MAX": "0.1", "SHIFT_MAX": "0.1", "FROZEN_SHARE_MIN": "0.5"}
 
-MEASURED = """Shipped organism (`organism`, training seed 0), five prompt sets (SEED:TEMPLATE 0:0 … 4:4; `python scripts/measure_ch05.py`); `seconds` is the whole notebook on the shared 2-core machine; `overlap` is the share of Colored Objects heads in the IOI circuit, `*2` the same on the second prompt set:
+MEASURED = """Shipped organism (`organism`, training seed 0), five prompt sets (SEED:TEMPLATE 0:0 … 4:4; `python scripts/measure_ch05.py`); `seconds` is the whole notebook on the shared 2-core machine; `overlap` is the share of Colored Objects heads in the IOI circuit, `*2` the same on the second prompt set; `gain`/`gain_lo`: the top-1 change of the steering and the low end of its paired 95% interval:
 
-| seed | template | co_acc | off_list | ioi_acc | overlap | jaccard | overlap2 | jaccard2 | alpha | top1_before | top1_after | full_listed | full_top1 | answer_listed | object_listed | max_shift | best_share | frozen_top1 | seconds | IOI circuit | Colored Objects circuit |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
-| 0 | 0 | 0.37 | 0 | 1 | 1 | 1 | 1 | 1 | 0.3 | 0.37 | 0.947 | 0.993 | 0 | 0 | 0.393 | 0.368 | 0.0265 | 0.395 | 34.7 | L0H0 inhibition, L0H1 mover, L0H2 mover, L0H4 mover, L0H5 mover, L0H7 mover | L0H0 inhibition, L0H1 mover, L0H2 mover, L0H4 mover, L0H5 mover, L0H7 mover |
-| 1 | 1 | 0.338 | 0 | 1 | 1 | 1 | 1 | 0.833 | 0.3 | 0.338 | 0.965 | 1 | 0 | 0 | 0.35 | 0.339 | 0.025 | 0.352 | 34.1 | L0H0 inhibition, L0H1 mover, L0H2 mover, L0H4 mover, L0H5 mover, L0H7 mover | L0H0 mover, L0H1 mover, L0H2 mover, L0H4 mover, L0H5 mover, L0H7 mover |
-| 2 | 2 | 0.333 | 0 | 1 | 1 | 0.833 | 1 | 1 | 0.4 | 0.333 | 0.975 | 1 | 0 | 0 | 0.333 | 0.438 | 0.0372 | 0.373 | 34 | L0H0 inhibition, L0H1 mover, L0H2 mover, L0H4 mover, L0H5 mover, L0H7 mover | L0H1 mover, L0H2 mover, L0H4 mover, L0H5 mover, L0H7 mover |
-| 3 | 3 | 0.34 | 0 | 1 | 1 | 1 | 1 | 1 | 0.3 | 0.34 | 0.952 | 0.998 | 0 | 0 | 0.34 | 0.368 | 0.0154 | 0.363 | 33.9 | L0H0 inhibition, L0H1 mover, L0H2 mover, L0H4 mover, L0H5 mover, L0H7 mover | L0H0 mover, L0H1 mover, L0H2 mover, L0H4 mover, L0H5 mover, L0H7 mover |
-| 4 | 4 | 0.35 | 0 | 1 | 1 | 1 | 0.857 | 0.857 | 0.3 | 0.35 | 0.983 | 0.998 | 0 | 0 | 0.295 | 0.343 | 0.0217 | 0.377 | 33.7 | L0H0 inhibition, L0H1 mover, L0H2 mover, L0H4 mover, L0H5 mover, L0H7 mover | L0H0 inhibition, L0H1 mover, L0H2 mover, L0H4 mover, L0H5 mover, L0H7 mover |"""
+| seed | template | co_acc | off_list | ioi_acc | overlap | jaccard | overlap2 | jaccard2 | alpha | top1_before | top1_after | full_listed | full_top1 | answer_listed | object_listed | max_shift | best_share | frozen_top1 | mover_share | gain | gain_lo | seconds | IOI circuit | Colored Objects circuit |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| 0 | 0 | 0.32 | 0 | 0.998 | 0.889 | 0.571 | 0.889 | 0.571 | 1 | 0.32 | 0.475 | 0.475 | 0.475 | 0.142 | 0.32 | 0.0457 | 0 | 0.49 | 0.889 | 0.155 | 0.11 | 61.1 | L1H2 inhibition, L1H3 inhibition, L2H3 inhibition, L2H6 inhibition, L3H3 inhibition, L0H6 mover, L0H7 mover, L1H0 mover, L1H1 mover, L1H4 mover, L1H5 mover, L1H6 mover, L1H7 mover | L0H4 mover, L0H6 mover, L0H7 mover, L1H0 mover, L1H1 mover, L1H4 mover, L1H5 mover, L1H6 mover, L1H7 mover |
+| 1 | 1 | 0.333 | 0 | 1 | 0.889 | 0.571 | 0.909 | 0.714 | 1 | 0.333 | 0.412 | 0.412 | 0.412 | 0.165 | 0.285 | 0.0308 | 0 | 0.42 | 0.889 | 0.08 | 0.0347 | 65.1 | L1H2 inhibition, L1H3 inhibition, L2H3 inhibition, L2H6 inhibition, L3H3 inhibition, L0H6 mover, L0H7 mover, L1H0 mover, L1H1 mover, L1H4 mover, L1H5 mover, L1H6 mover, L1H7 mover | L0H4 mover, L1H7 mover, L0H6 mover, L0H7 mover, L1H0 mover, L1H1 mover, L1H4 mover, L1H5 mover, L1H6 mover |
+| 2 | 2 | 0.345 | 0 | 1 | 0.909 | 0.714 | 0.889 | 0.571 | 1 | 0.345 | 0.498 | 0.498 | 0.498 | 0.132 | 0.295 | 0.0468 | 0 | 0.495 | 0.889 | 0.152 | 0.103 | 74.1 | L1H2 inhibition, L1H3 inhibition, L2H3 inhibition, L2H6 inhibition, L3H3 inhibition, L0H6 mover, L0H7 mover, L1H0 mover, L1H1 mover, L1H4 mover, L1H5 mover, L1H6 mover, L1H7 mover | L0H4 inhibition, L1H2 inhibition, L2H3 mover, L0H6 mover, L0H7 mover, L1H0 mover, L1H1 mover, L1H4 mover, L1H5 mover, L1H6 mover, L1H7 mover |
+| 3 | 3 | 0.363 | 0 | 0.998 | 0.889 | 0.571 | 0.889 | 0.571 | 1 | 0.363 | 0.498 | 0.498 | 0.498 | 0.15 | 0.35 | 0.047 | 0 | 0.5 | 0.889 | 0.135 | 0.0844 | 54.9 | L1H2 inhibition, L1H3 inhibition, L2H3 inhibition, L2H6 inhibition, L3H3 inhibition, L0H6 mover, L0H7 mover, L1H0 mover, L1H1 mover, L1H4 mover, L1H5 mover, L1H6 mover, L1H7 mover | L0H4 mover, L0H6 mover, L0H7 mover, L1H0 mover, L1H1 mover, L1H4 mover, L1H5 mover, L1H6 mover, L1H7 mover |
+| 4 | 4 | 0.317 | 0 | 1 | 0.889 | 0.571 | 0.889 | 0.571 | 1 | 0.317 | 0.46 | 0.46 | 0.46 | 0.175 | 0.36 | 0.0319 | 0 | 0.442 | 0.889 | 0.142 | 0.0891 | 55 | L1H2 inhibition, L1H3 inhibition, L2H3 inhibition, L2H6 inhibition, L3H3 inhibition, L0H6 mover, L0H7 mover, L1H0 mover, L1H1 mover, L1H4 mover, L1H5 mover, L1H6 mover, L1H7 mover | L0H4 mover, L0H6 mover, L0H7 mover, L1H0 mover, L1H1 mover, L1H4 mover, L1H5 mover, L1H6 mover, L1H7 mover |"""
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ print("MEASURED" + _json.dumps({
     "full_listed": full["listed accuracy"], "full_top1": full["top-1 accuracy"],
     "answer_listed": on_answer["listed accuracy"], "object_listed": on_object["listed accuracy"],
     "listed_before": before["listed accuracy"], "max_shift": max_shift, "best_share": best_share,
-    "frozen_top1": frozen_top1,
+    "frozen_top1": frozen_top1, "mover_share": mover_share, "gain": gain, "gain_lo": gain_lo,
     "ioi_circuit": ", ".join(f"{head_name(h)} {ioi_roles[h][0]}" for h in ioi_c.heads),
     "co_circuit": ", ".join(f"{head_name(h)} {co_roles[h][0]}" for h in co_c.heads),
     "steered": ", ".join(map(head_name, inhibitors)),
@@ -38,7 +38,7 @@ print("MEASURED" + _json.dumps({
 def main() -> None:
     keys = ["co_acc", "off_list", "ioi_acc", "overlap", "jaccard", "overlap2", "jaccard2", "alpha", "top1_before",
             "top1_after", "full_listed", "full_top1", "answer_listed", "object_listed", "max_shift", "best_share",
-            "frozen_top1", "seconds"]
+            "frozen_top1", "mover_share", "gain", "gain_lo", "seconds"]
 
     def circuits(m: dict) -> str:
         return f"{m['ioi_circuit']} | {m['co_circuit']}" if m else "IOI circuit | Colored Objects circuit"

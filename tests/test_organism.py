@@ -53,8 +53,7 @@ def test_corrupted_checkpoint_is_refused(tmp_path):
 def test_organism_clears_the_bar_quickly(organism):
     res = evaluate_batch(organism, make("ioi", 100, split="test", seed=5))
     assert res["accuracy"] >= 0.95
-    # The bar is 0.9; the shipped organism reaches about 0.17 (see the model card).
-    assert evaluate_induction(organism, n=20, seed=5)["accuracy"] >= 0.1
+    assert evaluate_induction(organism, n=20, seed=5)["accuracy"] >= 0.9  # the bar; it measures 1.0
 
 
 def test_gpt2_small_shaped_model_runs_every_generator(tmp_path):

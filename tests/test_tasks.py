@@ -151,3 +151,21 @@ def test_colored_objects_helpers(tok):
     assert co.listed_accuracy(logits, ids, t).all()
     logits[torch.arange(6), ids[torch.arange(6), (t + 1) % 3]] = 2.0
     assert not co.listed_accuracy(logits, ids, t).any()
+
+
+def test_paired_difference_interval():
+    from helpers.tasks.evaluate import paired_difference_interval
+
+    before = torch.tensor([0] * 50 + [1] * 50, dtype=torch.bool)
+    after = before.clone()
+    after[:30] = True  # 30 gained, none lost
+    d, lo, hi = paired_difference_interval(before, after)
+    assert abs(d - 0.3) < 1e-9 and 0 < lo < d < hi
+    same = paired_difference_interval(before, before)
+    assert same == (0.0, 0.0, 0.0)
+    swapped = before.clone()
+    swapped[:20], swapped[50:70] = True, False  # 20 gained, 20 lost: no change, wide interval
+    d, lo, hi = paired_difference_interval(before, swapped)
+    assert d == 0.0 and lo < 0 < hi
+    with pytest.raises(ValueError):
+        paired_difference_interval(before, before[:3])

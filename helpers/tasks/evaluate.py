@@ -98,3 +98,22 @@ def wilson_interval(k: float, n: int, z: float = 1.96) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / denom
     half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def paired_difference_interval(before: torch.Tensor, after: torch.Tensor, z: float = 1.96) -> tuple[float, float, float]:
+    """Change of a proportion measured twice on the same items: (difference, low, high), 95% for z = 1.96.
+
+    ``before`` and ``after`` are per-item booleans. The interval is the Wald interval of a paired
+    difference (it uses the items that changed, as McNemar's test does), so an intervention that flips
+    many answers both ways is not mistaken for a gain.
+    """
+    before, after = torch.as_tensor(before).bool().flatten(), torch.as_tensor(after).bool().flatten()
+    if before.shape != after.shape or before.numel() == 0:
+        raise ValueError("before and after must be non-empty and of the same length")
+    n = before.numel()
+    gained = (after & ~before).sum().item()
+    lost = (before & ~after).sum().item()
+    diff = (gained - lost) / n
+    var = ((gained + lost) / n - diff ** 2) / n
+    half = z * max(var, 0.0) ** 0.5
+    return diff, diff - half, diff + half
