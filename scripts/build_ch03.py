@@ -1,9 +1,7 @@
 """Write book/03_debugging.ipynb from the cells below (no outputs, stable cell ids).
 
 Edit here, then run ``python scripts/build_ch03.py``. Thresholds and the measurement tables come from
-``python scripts/measure_ch03.py --models organism /tmp/S1 /tmp/FINAL --seeds 0 1 2``: the shipped organism
-(training seed 0), the same recipe with training seed 1, and an earlier candidate checkpoint of the organism
-(the last two were local directories of the organism's training runs, not shipped).
+``python scripts/measure_ch03.py --seeds 0 1 2`` on the shipped organism.
 """
 
 from __future__ import annotations
@@ -128,7 +126,7 @@ uniform_share = (3 / (ioi.end + 1).float()).mean().item()
 top_is_name = (name_pos == context.argmax(-1)[:, None]).any(1).float().mean().item()
 print(f"names' share of the answer: {names_share:.0%} (uniform: {uniform_share:.0%}); "
       f"the most salient context token is a name in {top_is_name:.0%} of prompts")
-# 3 organisms x 3 prompt seeds (scripts/measure_ch03.py): ratio 2.31-2.70, top token a name 0.96-1.00
+# shipped organism x 3 prompt seeds (scripts/measure_ch03.py): ratio 2.46-2.58, top token a name 0.98-1.00
 assert names_share > NAMES_RATIO_MIN * uniform_share and top_is_name > TOP_NAME_MIN
 """)
 
@@ -203,8 +201,7 @@ plt.show()
 """)
 
 md("s1-assert", """
-Across three prompt seeds and three trainings of the organism (the shipped one and two other candidates;
-`scripts/measure_ch03.py`, 200 prompts a row), deleting the salient tokens always costs the prediction much
+Across three prompt seeds of the shipped organism (`scripts/measure_ch03.py`, 200 prompts a row), deleting the salient tokens always costs the prediction much
 more than deleting random ones, and the same holds when they are replaced:
 
 DELETION_TABLE
@@ -279,8 +276,8 @@ positions):
 
 LENS_TABLE
 
-The separator is decided by the first MLP in every run; the number much later (in the second half of the
-model at the 90% level). The assertion is stated in terms any model can be held to: the separator's
+The separator is decided by the first MLP in every run; the number much later (by the last MLP at the 90%
+level). The assertion is stated in terms any model can be held to: the separator's
 stage comes before the number's, in the first half of the layers, and the number's in the second half.
 """)
 
@@ -298,9 +295,8 @@ assert sep_layer < N_LAYERS / 2 <= num_layer, "separator in the first half of th
 md("s2-digits", """
 **Two-digit numbers.** For GPT-2 and for the organism alike, every number up to 30 is a single token, so
 "two-digit" is not two steps of generation. In the measurements above, one- and two-digit numbers become
-top-1 at different stages, but not in a consistent direction across the three trainings (the shipped
-organism settles two-digit numbers one sub-layer *later*, the two others a sub-layer *earlier*); one-digit
-numbers also only occur near the start of a prompt, with little context. We see no sign that they are
+top-1 at the same stages (at the 90% level both by the last MLP; at 50% one sub-layer apart in one prompt
+set of three); one-digit numbers also only occur near the start of a prompt, with little context. We see no sign that they are
 "decided elsewhere"; see section 3.3 for the seed's version of the claim, about clusters.
 """)
 
@@ -456,12 +452,11 @@ On counting alone, 2 clusters separate numbers from commas (the BOS token left o
 
 | model | prompt seed 0 | 1 | 2 |
 |---|---|---|---|
-| organism (shipped) | 1.000 1.000 1.000 1.000 | 1.000 1.000 0.998 0.998 | 1.000 1.000 0.994 0.994 |
-| training seed 1 | 1.000 1.000 1.000 1.000 | 1.000 1.000 1.000 1.000 | 1.000 0.996 1.000 1.000 |
-| earlier candidate | 1.000 1.000 0.829 0.959 | 1.000 1.000 0.904 0.952 | 1.000 0.998 0.902 0.957 |
+| organism (shipped) | 1.000 1.000 1.000 0.996 | 1.000 1.000 0.998 0.998 | 1.000 0.998 1.000 0.998 |
 
-With 3 clusters, though, the commas split in two *without* following the digits: no cluster is made of the
-commas before one-digit numbers (table above), so the seed's "new cluster past 10" is not reproduced here.
+With 3 clusters, though, the commas stay together (in the last layer, the commas before one-digit and before
+two-digit numbers share one cluster, table above; prompt seed 0) and the *numbers* split in two instead, so
+the seed's "new cluster past 10" is not reproduced here.
 
 Every layer's clusters are far purer than chance in every run: the assert asks for a gap above
 PURITY_GAP_MIN at every layer, and, on counting alone, a 2-cluster split into numbers and commas with purity
@@ -539,52 +534,32 @@ seed's pictures become measurements here, and the one claim we could not find (t
 elsewhere) is reported as such.
 """)
 
-#: Assert thresholds, below the worst of 3 models x 3 prompt seeds in scripts/measure_ch03.py (tables below).
+#: Assert thresholds, below the worst of 3 prompt seeds of the shipped organism in scripts/measure_ch03.py.
 THRESHOLDS = {"DELETION_GAP_MIN": "0.2", "FLIP_GAP_MIN": "0.2", "BEATS_MIN": "0.7", "PURITY_GAP_MIN": "0.1",
               "COUNT_PURITY_MIN": "0.95", "NAMES_RATIO_MIN": "2.0", "TOP_NAME_MIN": "0.9"}
 
 DELETION_TABLE = """| model | prompt seed | mode | prompts | p drop, salient | p drop, random | gap | changed, salient | changed, random | salient beats random |
 |---|---|---|---|---|---|---|---|---|---|
-| organism (shipped, training seed 0) | 0 | delete | 200 | 0.707 | 0.242 | 0.465 | 0.83 | 0.29 | 0.85 |
-| organism (shipped, training seed 0) | 0 | replace | 200 | 0.696 | 0.305 | 0.390 | 0.80 | 0.29 | 0.82 |
-| organism (shipped, training seed 0) | 1 | delete | 200 | 0.703 | 0.290 | 0.413 | 0.84 | 0.35 | 0.83 |
-| organism (shipped, training seed 0) | 1 | replace | 200 | 0.668 | 0.308 | 0.360 | 0.78 | 0.32 | 0.80 |
-| organism (shipped, training seed 0) | 2 | delete | 200 | 0.738 | 0.259 | 0.479 | 0.87 | 0.32 | 0.87 |
-| organism (shipped, training seed 0) | 2 | replace | 200 | 0.724 | 0.300 | 0.424 | 0.82 | 0.31 | 0.85 |
-| organism, training seed 1 | 0 | delete | 200 | 0.591 | 0.213 | 0.378 | 0.77 | 0.33 | 0.88 |
-| organism, training seed 1 | 0 | replace | 200 | 0.645 | 0.237 | 0.408 | 0.83 | 0.30 | 0.86 |
-| organism, training seed 1 | 1 | delete | 200 | 0.624 | 0.231 | 0.394 | 0.80 | 0.34 | 0.84 |
-| organism, training seed 1 | 1 | replace | 200 | 0.605 | 0.267 | 0.338 | 0.77 | 0.32 | 0.82 |
-| organism, training seed 1 | 2 | delete | 200 | 0.640 | 0.235 | 0.404 | 0.84 | 0.37 | 0.86 |
-| organism, training seed 1 | 2 | replace | 200 | 0.640 | 0.251 | 0.389 | 0.81 | 0.33 | 0.85 |
-| organism, earlier candidate | 0 | delete | 200 | 0.526 | 0.291 | 0.234 | 0.75 | 0.47 | 0.73 |
-| organism, earlier candidate | 0 | replace | 200 | 0.464 | 0.163 | 0.300 | 0.63 | 0.26 | 0.79 |
-| organism, earlier candidate | 1 | delete | 200 | 0.589 | 0.319 | 0.270 | 0.80 | 0.48 | 0.80 |
-| organism, earlier candidate | 1 | replace | 200 | 0.575 | 0.193 | 0.382 | 0.75 | 0.28 | 0.84 |
-| organism, earlier candidate | 2 | delete | 200 | 0.546 | 0.303 | 0.244 | 0.75 | 0.47 | 0.76 |
-| organism, earlier candidate | 2 | replace | 200 | 0.493 | 0.182 | 0.311 | 0.67 | 0.28 | 0.80 |"""
+| organism (shipped) | 0 | delete | 200 | 0.612 | 0.275 | 0.336 | 0.75 | 0.39 | 0.76 |
+| organism (shipped) | 0 | replace | 200 | 0.602 | 0.252 | 0.350 | 0.72 | 0.30 | 0.75 |
+| organism (shipped) | 1 | delete | 200 | 0.570 | 0.285 | 0.285 | 0.69 | 0.40 | 0.76 |
+| organism (shipped) | 1 | replace | 200 | 0.541 | 0.271 | 0.270 | 0.67 | 0.34 | 0.72 |
+| organism (shipped) | 2 | delete | 200 | 0.604 | 0.276 | 0.328 | 0.75 | 0.38 | 0.75 |
+| organism (shipped) | 2 | replace | 200 | 0.563 | 0.255 | 0.309 | 0.69 | 0.32 | 0.73 |"""
 LENS_TABLE = """| model | prompt seed | separator | next number | next number < 10 | next number >= 10 |
 |---|---|---|---|---|---|
-| organism (shipped) | 0, 1, 2 | L0.mlp / L0.mlp | L2.mlp / L3.attn | L1.mlp / L3.attn | L2.mlp / L3.mlp |
-| training seed 1 | 0 | L0.mlp / L0.mlp | L1.mlp / L2.mlp | L1.mlp / L3.attn | L0.mlp / L2.mlp |
-| training seed 1 | 1, 2 | L0.mlp / L0.mlp | L0.mlp / L2.mlp | L1.mlp or L2.attn / L3.attn | L0.mlp / L2.mlp |
-| earlier candidate | 0, 1, 2 | L0.mlp / L0.mlp | L1.mlp / L2.mlp | L1.mlp or L2.attn / L2.mlp or L3.attn | L1.mlp / L2.mlp |
+| organism (shipped) | 0, 1 | L0.mlp / L0.mlp | L1.mlp / L3.mlp | L1.mlp / L3.mlp | L1.mlp / L3.mlp |
+| organism (shipped) | 2 | L0.mlp / L0.mlp | L1.mlp / L3.mlp | L1.mlp / L3.mlp | L2.attn / L3.mlp |
 
-(Lens accuracy on the next number, shipped organism, seed 0, by stage emb … L3.mlp: 0.00 0.01 0.17 0.16
-0.42 0.42 0.86 0.90 1.00; on the separator: 0 0 1 1 1 1 1 1 1.)"""
+(Lens accuracy on the next number, shipped organism, seed 0, by stage emb … L3.mlp: 0.00 0.00 0.34 0.31
+0.54 0.58 0.77 0.86 1.00; on the separator: 0 0 0.95 0.95 1 1 1 1 1.)"""
 CLUSTER_TABLE = """| model | prompt seed | purity, layers 0-3 | shuffled | smallest gap |
 |---|---|---|---|---|
-| organism (shipped) | 0 | 0.677 0.698 0.632 0.626 | 0.440 | 0.186 |
-| organism (shipped) | 1 | 0.667 0.599 0.605 0.609 | 0.451 | 0.148 |
-| organism (shipped) | 2 | 0.717 0.601 0.592 0.653 | 0.444 | 0.147 |
-| training seed 1 | 0 | 0.700 0.615 0.700 0.636 | 0.440 | 0.174 |
-| training seed 1 | 1 | 0.689 0.594 0.594 0.629 | 0.451 | 0.143 |
-| training seed 1 | 2 | 0.709 0.593 0.668 0.584 | 0.444 | 0.140 |
-| earlier candidate | 0 | 0.666 0.661 0.653 0.583 | 0.440 | 0.143 |
-| earlier candidate | 1 | 0.711 0.647 0.584 0.560 | 0.451 | 0.110 |
-| earlier candidate | 2 | 0.665 0.668 0.557 0.569 | 0.444 | 0.113 |
+| organism (shipped) | 0 | 0.740 0.598 0.661 0.575 | 0.440 | 0.135 |
+| organism (shipped) | 1 | 0.768 0.607 0.656 0.596 | 0.451 | 0.145 |
+| organism (shipped) | 2 | 0.754 0.641 0.636 0.593 | 0.444 | 0.148 |
 
-Purity against the *next* token's kind is about as high (0.60-0.75) at every layer: no layer is organised
+Purity against the *next* token's kind is about as high (0.61-0.70) at every layer: no layer is organised
 clearly more by what it reads than by what it is about to write."""
 
 
