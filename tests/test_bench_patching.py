@@ -10,7 +10,7 @@ threads, 2 runs of this file (loop and batched back to back in each case):
 | case | loop | batched | speedup | floor |
 |---|---|---|---|---|
 | GPT-2-small-shaped, 96 head x position variants (layer 6) | 7.4-7.7 s | 0.51-0.55 s | 13.6-15.2x | 3x |
-| organism, 512 head x position variants | 2.6-2.7 s | 0.12-0.13 s | 20.3-21.6x | 3x |
+| organism, 512 head x position variants | 2.6-2.8 s | 0.12-0.13 s | 20.3-21.8x | 3x |
 | organism, the same with a mean-ablation source | 2.6 s | 0.18 s | 14.0-14.4x | 3x |
 | organism, 256 neurons of the last MLP | 1.3 s | 0.02 s | 59-62x | 20x |
 
