@@ -455,8 +455,8 @@ md("s8b", """
 **What the organism does** (figures of the shipped organism over five prompt sets, table in section 10).
 
 * **Five S-suppression heads in layers 1–3** (L1H2, L1H3, L2H3, L2H6, L3H3) attend from END to S2
-  (0.93–0.99 of their attention) and push S down; each one's path to the logits carries about 30% of the
-  logit difference, about two thirds of it written by the head itself (MLPs frozen: about 20%). They do
+  (0.93–0.99 of their attention) and push S down; the strongest one's path to the logits carries about
+  30% of the logit difference, about two thirds of it written by the head itself (MLPs frozen: about 20%). They do
   the job of GPT-2's S-inhibition heads and of the name movers' bias in one step.
 * **They attend to the last name, repeated or not**: on ABC prompts they attend the third name just as
   much. The organism has induction heads (appendix), yet path patching finds no induction or
