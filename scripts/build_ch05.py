@@ -345,11 +345,12 @@ plt.show()
 """)
 
 code("intervene", """
-record = [f"blocks.{i}.attn.hook_pattern" for i in range(L)]
+mlp_names = [f"blocks.{i}.hook_mlp_out" for i in range(L)]
+record = [f"blocks.{i}.attn.hook_pattern" for i in range(L)] + mlp_names
 conditions = {"no intervention": (WRONG, 0.0), f"inhibition heads → the two wrong colors (α = {ALPHA})": (WRONG, ALPHA),
               "... at full strength (α = 1)": (WRONG, 1.0), f"control: → the asked-about color (α = {ALPHA})": (RIGHT, ALPHA),
               f"control: → the asked-about object (α = {ALPHA})": (OBJECT, ALPHA)}
-results, runs = [], {}
+results, runs, top1_by = [], {}, {}
 for label, (keys_of, alpha) in conditions.items():
     listed, top1, lg, rec = steer(model, co_eval, co_enc, keys_of, alpha, record=record)
     lo, hi = wilson_interval(int(listed.sum()), N_EVAL)
@@ -359,11 +360,10 @@ for label, (keys_of, alpha) in conditions.items():
     results.append({"condition": label, "listed accuracy": listed.float().mean().item(), "CI low": lo, "CI high": hi,
                     "top-1 accuracy": top1.float().mean().item(), "top-1 CI low": t_lo, "top-1 CI high": t_hi,
                     **{k: int(m.get(k, 0)) for k in colored_objects.ERROR_MODES}})
-    runs[label] = rec
+    runs[label], top1_by[label] = rec, top1
 interv = pd.DataFrame(results).set_index("condition")
 before, after, full, on_answer, on_object = (interv.iloc[k] for k in range(5))
-top1_by = {label: steer(model, co_eval, co_enc, keys_of, alpha)[1] for label, (keys_of, alpha) in list(conditions.items())[:2]}
-gain, gain_lo, gain_hi = paired_difference_interval(*top1_by.values())
+gain, gain_lo, gain_hi = paired_difference_interval(top1_by[interv.index[0]], top1_by[interv.index[1]])
 display(interv.round(3))
 print(f"top-1 change with the steering: {gain:+.1%} (paired 95% CI {gain_lo:+.1%} to {gain_hi:+.1%}, same {N_EVAL} prompts)")
 """)
@@ -413,8 +413,7 @@ down["|shift|"] = (down["asked color, steered"] - down["asked color"]).abs() + \
 max_shift = float(down["|shift|"].max()) if len(down) else 0.0
 looking = down[(down["asked color"] + down["other colors"]) > 0.2]  # heads that look at the colors at all
 best_share = float((looking["share on asked, steered"] - looking["share on asked"]).max()) if len(looking) else 0.0
-mlp_names = [f"blocks.{i}.hook_mlp_out" for i in range(L)]
-mlp_cache = patching.cache_activations(model, co_enc.tokens, mlp_names)
+mlp_cache = {n: base_rec[n] for n in mlp_names}  # the unsteered run's MLP outputs
 f_listed, f_top1, _, _ = steer(model, co_eval, co_enc, WRONG, ALPHA, extra_hooks=circuits.freeze_hooks(mlp_cache))
 frozen_top1 = f_top1.float().mean().item()
 display(down.sort_values("|shift|", ascending=False).head(6).round(3))
