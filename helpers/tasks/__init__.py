@@ -130,31 +130,39 @@ class PromptBatch:
         return [t + a for t, a in zip(self.texts, self.answers)]
 
     def encode(self, model_or_tokenizer: Any, device: str | torch.device | None = None) -> Encoded:
-        """Tokenize for a model (BOS first, as ``model.to_tokens`` does), check answers, find positions."""
+        """Tokenize for a model (BOS first, as ``model.to_tokens`` does), check answers, find positions.
+
+        Clear ``ValueError``s, never a silent wrong batch: an empty batch, a word the vocabulary does not
+        know (it would become ``<unk>``), a key word or answer that is not one token, a prompt longer than
+        the model's context, a corrupted twin of another length. Positions come from the tokenizer's
+        character offsets, so they hold under byte-level BPE (GPT-2: " Mary" is one token with its space).
+        """
+        if len(self) == 0:
+            raise ValueError(f"empty {self.task!r} batch: nothing to encode")
         tok = get_tokenizer(model_or_tokenizer)
         bos = bos_id(tok)
         pad = tok.pad_token_id if tok.pad_token_id is not None else bos
         answers = single_token_ids(tok, self.answers)
         distractors = single_token_ids(tok, self.distractors)
+        n_ctx = context_length(model_or_tokenizer)
         rows, corr_rows, pos = [], [], {"END": []}
         for i, text in enumerate(self.texts):
-            ids = [bos] + _ids(tok, text)
-            rows.append(ids)
-            pos["END"].append(len(ids) - 1)
+            ids, offsets = _ids_offsets(tok, text)
+            _check_known(tok, text, ids, offsets, f"prompt {i}")
+            if n_ctx is not None and len(ids) + 1 > n_ctx:
+                raise ValueError(f"prompt {i} is {len(ids) + 1} tokens long (with BOS) but the model's context "
+                                 f"is {n_ctx} tokens: shorten it or drop it from the batch")
+            rows.append([bos] + ids)
+            pos["END"].append(len(ids))
             for name, (a, b) in self.spans[i].items():
-                # The key word is the last token of the text up to its end; check it is one token.
-                upto = len(_ids(tok, text[:b]))
-                before = len(_ids(tok, text[:a]))
-                if upto - before != 1:
-                    raise ValueError(f"key word {text[a:b]!r} ({name}) of prompt {i} is not a single "
-                                     f"token for this model")
-                pos.setdefault(name, []).append(upto)  # +1 for BOS, -1 for last index
+                pos.setdefault(name, []).append(1 + _span_token(tok, text, offsets, a, b, name, i))
             if self.corrupted is not None:
-                cids = [bos] + _ids(tok, self.corrupted[i])
+                cids, coffsets = _ids_offsets(tok, self.corrupted[i])
+                _check_known(tok, self.corrupted[i], cids, coffsets, f"corrupted prompt {i}")
                 if len(cids) != len(ids):
-                    raise ValueError(f"corrupted prompt {i} has {len(cids)} tokens, clean has {len(ids)}: "
+                    raise ValueError(f"corrupted prompt {i} has {len(cids) + 1} tokens, clean has {len(ids) + 1}: "
                                      f"{self.corrupted[i]!r} vs {text!r}")
-                corr_rows.append(cids)
+                corr_rows.append([bos] + cids)
         n_pos = max(len(r) for r in rows)
         tokens = torch.full((len(rows), n_pos), pad, dtype=torch.long)
         for i, r in enumerate(rows):
@@ -174,6 +182,50 @@ class PromptBatch:
                        torch.tensor(distractors, device=dev),
                        {k: torch.tensor(v, device=dev) for k, v in pos.items()},
                        corrupted.to(dev) if corrupted is not None else None)
+
+
+def context_length(model_or_tokenizer: Any) -> int | None:
+    """The model's context (``cfg.n_ctx``), or a tokenizer's ``model_max_length`` when it is a real limit."""
+    n = getattr(getattr(model_or_tokenizer, "cfg", None), "n_ctx", None)
+    if n is None:
+        n = getattr(get_tokenizer(model_or_tokenizer), "model_max_length", None)
+    return int(n) if isinstance(n, int) and 0 < n < 10**7 else None
+
+
+def _ids_offsets(tok: Any, text: str) -> tuple[list[int], list[tuple[int, int]] | None]:
+    """Token ids of ``text`` and each token's character span (None for tokenizers without offsets)."""
+    try:
+        enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+        return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+    except (NotImplementedError, TypeError, ValueError, KeyError):
+        return _ids(tok, text), None
+
+
+def _check_known(tok: Any, text: str, ids: list[int], offsets: list[tuple[int, int]] | None, where: str) -> None:
+    """Refuse a text with a word the vocabulary does not know (it would silently become ``<unk>``)."""
+    unk = getattr(tok, "unk_token_id", None)
+    if unk is None or unk in {tok.bos_token_id, tok.eos_token_id, tok.pad_token_id} or unk not in ids:
+        return  # byte-level BPE (GPT-2) has no unknown words: its "unk" is <|endoftext|>
+    words = sorted({text[s:e].strip() for i, (s, e) in zip(ids, offsets or []) if i == unk}) or ["?"]
+    raise ValueError(f"{where} has words this model's vocabulary does not know: {words} (they would become "
+                     f"{tok.unk_token!r}): {text!r}. Use words from the task's pools or another model.")
+
+
+def _span_token(tok: Any, text: str, offsets: list[tuple[int, int]] | None, a: int, b: int, name: str,
+                i: int) -> int:
+    """Index (without BOS) of the one token that is the key word ``text[a:b]`` (its leading space allowed)."""
+    if offsets is not None:
+        hits = [j for j, (s, e) in enumerate(offsets) if s < b and e > a]
+        if len(hits) == 1:
+            s, e = offsets[hits[0]]
+            if e == b and not text[s:a].strip():
+                return hits[0]
+    else:  # no offsets: count tokens of the text up to the word (without the space before it) and through it
+        upto, before = len(_ids(tok, text[:b])), len(_ids(tok, text[:a].rstrip()))
+        if upto - before == 1:
+            return upto - 1
+    raise ValueError(f"key word {text[a:b]!r} ({name}) of prompt {i} is not a single token for this model "
+                     f"in {text!r}")
 
 
 def span_of(text: str, word: str, start: int = 0) -> Span:
