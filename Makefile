@@ -12,7 +12,7 @@ export MPLBACKEND = Agg
 # Plotly figures as self-contained HTML (plotly.js from its CDN) so the book's pages show them.
 export PLOTLY_RENDERER ?= notebook_connected
 
-.PHONY: setup book test lint clean
+.PHONY: setup book test lint clean rehearse
 
 $(BIN)/.installed: requirements.txt constraints.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,11 @@ book: setup
 
 test: setup
 	$(BIN)/python -m pytest tests book --nbval-lax --nbval-current-env -v --durations=20
+
+# The GPT-2 path offline: every chapter on random-weight GPT-2s (real configs, GPT-2's real tokenizer),
+# one at a time on one thread; prints time and peak memory per chapter (scripts/rehearse.py).
+rehearse: setup
+	OMP_NUM_THREADS=1 CIRCUITS_DEVICE=cpu $(BIN)/python scripts/rehearse.py --json _build/rehearsal.jsonl
 
 lint: setup
 	$(BIN)/python -m pip install --quiet ruff

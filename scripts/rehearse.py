@@ -1,0 +1,243 @@
+"""Rehearse the GPT-2 path offline: every chapter on random-weight GPT-2s with GPT-2's real tokenizer.
+
+A rehearsal model has GPT-2's real config (small 12 x 768, medium 24 x 1024, large 36 x 1280; n_ctx 1024,
+vocabulary 50257), random weights and GPT-2's tokenizer (``tests/fixtures/gpt2_tokenizer``). It is saved
+as a Hugging Face directory under ``~/.cache/circuits-executable/rehearsal/`` (``$CIRCUITS_REHEARSAL_DIR``)
+and booted by ``helpers.load_model(<dir>)`` exactly as a hub model is. Each chapter then runs with its
+source's model name mapped to the matching rehearsal model through its ``parameters`` cell (papermill's
+parameter injection). This proves tokenization, shapes, hooks, plots and memory, not findings: the
+weights are random, so a chapter's ``assert`` statements on findings are recorded, not fatal (any other
+error fails the run). Time and peak memory (the kernel's RSS) are recorded per chapter.
+
+    python scripts/rehearse.py                       # every chapter (make rehearse)
+    python scripts/rehearse.py 04 05 --json out.json # some chapters
+    python scripts/rehearse.py --build small         # only save the rehearsal model(s)
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+TOKENIZER = ROOT / "tests" / "fixtures" / "gpt2_tokenizer"
+CACHE = Path(os.environ.get("CIRCUITS_REHEARSAL_DIR", Path.home() / ".cache" / "circuits-executable" / "rehearsal"))
+
+#: GPT-2's published configs (the hub's config.json of gpt2, gpt2-medium, gpt2-large, gpt2-xl).
+SIZES = {"small": (12, 12, 768), "medium": (24, 16, 1024), "large": (36, 20, 1280), "xl": (48, 25, 1600)}
+
+#: Chapter -> (rehearsal size, parameters beyond the model names). The source's model: ch1 GPT-2 small
+#: (its GPT-2 section), ch2 GPT-2 large, ch3 GPT-2 XL (rehearsed at small: the chapter says small also
+#: works online), ch4 GPT-2 small, ch5 GPT-2 medium. Ch2's corpus and prompt counts are reduced at
+#: large size so that one CPU thread finishes in minutes; the report says so.
+CHAPTERS: dict[str, tuple[str, dict]] = {
+    "01_induction_heads": ("small", {}),
+    "02_an_neuron": ("large", {"N_PROMPTS": 8, "N_TEXTS": 60}),
+    "03_debugging": ("small", {}),
+    "04_ioi_circuit": ("small", {}),
+    "05_circuit_reuse": ("medium", {}),
+}
+MODEL_PARAMS = ("MODEL", "GPT2_MODEL")
+
+
+def gpt2_config(size: str):
+    """GPT-2's config of one size, as the hub has it (random weights get it too)."""
+    from transformers import GPT2Config
+
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
+    n_layer, n_head, n_embd = SIZES[size]
+    return GPT2Config(n_layer=n_layer, n_head=n_head, n_embd=n_embd, n_positions=1024, n_ctx=1024,
+                      vocab_size=50257, bos_token_id=50256, eos_token_id=50256,
+                      activation_function="gelu_new", layer_norm_epsilon=1e-5,
+                      architectures=["GPT2LMHeadModel"])
+
+
+def build(size: str, root: Path = CACHE, seed: int = 0, force: bool = False) -> Path:
+    """Save a random-weight GPT-2 of ``size`` with GPT-2's tokenizer; reuse it if already saved.
+
+    Weights are drawn directly into the state dict (normal, std 0.02; residual projections scaled by
+    1/sqrt(2 n_layer) as GPT-2 does; LayerNorms 1 and 0): no model is instantiated, so GPT-2 large's
+    774M parameters take seconds, not the minute of ``GPT2LMHeadModel(config)``.
+    """
+    import torch
+    from safetensors.torch import save_file
+    from transformers import GPT2LMHeadModel
+
+    out = Path(root) / f"gpt2-{size}"
+    cfg = gpt2_config(size)
+    stamp = out / "REHEARSAL.json"
+    want = {"size": size, "seed": seed, "n_layer_head_embd": SIZES[size], "weights": "random (rehearsal only)"}
+    if (not force and stamp.exists() and (out / "model.safetensors").exists()
+            and json.loads(stamp.read_text()).get("size") == size):
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in GPT2LMHeadModel(cfg).state_dict().items()}
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for name, shape in shapes.items():
+        if name == "lm_head.weight":
+            continue  # tied to the token embedding, as in GPT-2's checkpoints
+        if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")):
+            state[name] = torch.ones(shape)
+        elif name.endswith(".bias") and len(shape) == 1:
+            state[name] = torch.zeros(shape)
+        elif len(shape) >= 2:
+            std = 0.02 / (2 * cfg.n_layer) ** 0.5 if name.endswith("c_proj.weight") else 0.02
+            state[name] = torch.empty(shape).normal_(0.0, std, generator=g)
+        else:  # e.g. an attention mask buffer: not a checkpoint entry
+            continue
+    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    cfg.save_pretrained(out)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(TOKENIZER / name, out / name)
+    stamp.write_text(json.dumps(want, indent=2) + "\n")
+    return out
+
+
+# --------------------------------------------------------------------------- running the chapters
+# Findings cannot hold on random weights: the chapters' own `assert` statements are turned into records
+# (an IPython AST transformer in the rehearsal kernel only), so a run goes on and reports them; an
+# exception of any other kind still fails the chapter.
+_SOFT_ASSERTS = r'''
+import ast as _ast
+__rehearsal_asserts__ = []
+
+class _SoftAssert(_ast.NodeTransformer):
+    def visit_Assert(self, node):
+        text = _ast.unparse(node)
+        record = _ast.parse(f"__rehearsal_asserts__.append({text!r} + ' -> ' + str(_rehearsal_err))").body[0]
+        handler = _ast.ExceptHandler(type=_ast.Name("AssertionError", _ast.Load()), name="_rehearsal_err",
+                                     body=[record])
+        return _ast.copy_location(_ast.Try(body=[node], handlers=[handler], orelse=[], finalbody=[]), node)
+
+get_ipython().ast_transformers.append(_SoftAssert())
+'''
+_REPORT = 'import json as _json; print("REHEARSAL_ASSERTS " + _json.dumps(__rehearsal_asserts__))'
+
+
+class PeakRSS:
+    """Poll the resident memory of this process's descendants (the kernel) every 0.2 s; keep the peak."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self.me = psutil.Process()
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            total = 0
+            for child in self.me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(0.2)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_chapter(name: str, size: str, extra: dict, out_dir: Path, timeout: int = 7200) -> dict:
+    """Execute one chapter with its model names mapped to the rehearsal model; time, peak RSS, asserts."""
+    import nbformat
+    from nbclient import NotebookClient
+    from papermill.parameterize import parameterize_notebook
+
+    model_dir = str(build(size))
+    nb = nbformat.read(BOOK / f"{name}.ipynb", as_version=4)
+    declared = {n for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])
+                for n in _assigned(c.source)}
+    params = {k: model_dir for k in MODEL_PARAMS if k in declared}
+    params.update({k: v for k, v in extra.items() if k in declared})
+    nb = parameterize_notebook(nb, params, report_mode=False)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(_SOFT_ASSERTS))
+    nb.cells.append(nbformat.v4.new_code_cell(_REPORT))
+    os.environ.update({"CIRCUITS_DEVICE": "cpu", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+                       "MPLBACKEND": "Agg", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(BOOK)}})
+    error = None
+    t0 = time.perf_counter()
+    with PeakRSS() as mem:
+        try:
+            client.execute()
+        except Exception as err:  # noqa: BLE001 - reported with the chapter's name, then re-raised by main
+            error = f"{type(err).__name__}: {str(err)[-3000:]}"
+    seconds = time.perf_counter() - t0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out_dir / f"{name}-{size}.ipynb")
+    asserts: list[str] = []
+    for out in nb.cells[-1].get("outputs", []):
+        for line in out.get("text", "").splitlines():
+            if line.startswith("REHEARSAL_ASSERTS "):
+                asserts = json.loads(line.split(" ", 1)[1])
+    return {"chapter": name, "size": size, "params": {k: v for k, v in params.items() if k not in MODEL_PARAMS},
+            "seconds": round(seconds, 1), "peak_rss_gb": round(mem.peak / 1024**3, 2),
+            "findings_not_holding": asserts, "error": error}
+
+
+def _assigned(source: str) -> list[str]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    return [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+            if isinstance(t, ast.Name)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("chapters", nargs="*", help="chapter prefixes (01 … 05); default: all")
+    ap.add_argument("--build", nargs="*", choices=sorted(SIZES), help="only save these rehearsal models")
+    ap.add_argument("--size", choices=sorted(SIZES), help="rehearse at this size instead of the source's")
+    ap.add_argument("--json", type=Path, help="append the results (one JSON object a line) to this file")
+    ap.add_argument("--out", type=Path, default=CACHE / "runs", help="where the executed notebooks go")
+    args = ap.parse_args()
+    if args.build is not None:
+        for size in args.build or sorted(SIZES):
+            t0 = time.perf_counter()
+            print(f"{build(size, force=True)} ({time.perf_counter() - t0:.1f}s)")
+        return
+    chosen = [c for c in CHAPTERS if not args.chapters or any(c.startswith(p) for p in args.chapters)]
+    failed = []
+    for name in chosen:
+        size, extra = CHAPTERS[name]
+        size = args.size or size
+        print(f"--- {name} on a random-weight GPT-2 {size} ({CACHE / f'gpt2-{size}'})", flush=True)
+        res = run_chapter(name, size, extra, args.out)
+        print(f"{res['seconds']:.0f}s, peak RSS {res['peak_rss_gb']:.2f} GB, params {res['params']}", flush=True)
+        for a in res["findings_not_holding"]:
+            print(f"  finding not holding on random weights: {a}")
+        if res["error"]:
+            failed.append(name)
+            print(f"  ERROR: {res['error']}", flush=True)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            with open(args.json, "a") as fh:
+                fh.write(json.dumps(res) + "\n")
+    if failed:
+        sys.exit(f"rehearsal failed: {failed}")
+
+
+if __name__ == "__main__":
+    main()
