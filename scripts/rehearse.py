@@ -162,10 +162,11 @@ def run_chapter(name: str, size: str, extra: dict, out_dir: Path, timeout: int =
     """Execute one chapter with its model names mapped to the rehearsal model; time, peak RSS, asserts."""
     import nbformat
     from nbclient import NotebookClient
+    from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
 
     model_dir = str(build(size))
-    nb = nbformat.read(BOOK / f"{name}.ipynb", as_version=4)
+    nb = load_notebook_node(str(BOOK / f"{name}.ipynb"))  # papermill's reader: every cell gets its tags
     declared = {n for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])
                 for n in _assigned(c.source)}
     params = {k: model_dir for k in MODEL_PARAMS if k in declared}
