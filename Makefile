@@ -12,7 +12,7 @@ export MPLBACKEND = Agg
 # Plotly figures as self-contained HTML (plotly.js from its CDN) so the book's pages show them.
 export PLOTLY_RENDERER ?= notebook_connected
 
-.PHONY: setup book test lint clean rehearse
+.PHONY: setup book test lint sync measure clean rehearse
 
 $(BIN)/.installed: requirements.txt constraints.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -35,9 +35,18 @@ test: setup
 rehearse: setup
 	OMP_NUM_THREADS=1 CIRCUITS_DEVICE=cpu $(BIN)/python scripts/rehearse.py --json _build/rehearsal.jsonl
 
+# ruff pinned: its default rule set changes between releases.
 lint: setup
-	$(BIN)/python -m pip install --quiet ruff
-	$(BIN)/ruff check helpers tests
+	$(BIN)/python -m pip install --quiet "ruff==0.17.6"
+	$(BIN)/ruff check helpers tests scripts book/*.py
+
+# After editing a chapter's book/X.py: rewrite its paired book/X.ipynb (tests/test_pairs.py checks the pairs).
+sync: setup
+	$(BIN)/jupytext --sync book/*.py
+
+# Re-measure one chapter over its seeds: `make measure CHAPTER=04` -> book/measured/ch04.json.
+measure: setup
+	OMP_NUM_THREADS=1 $(BIN)/python scripts/measure.py $(CHAPTER)
 
 clean:
 	rm -rf _build
