@@ -61,6 +61,29 @@ def find_notebook(name: str, spec: dict[str, Any]) -> Path:
     return hits[0]
 
 
+def declared_parameters(notebook: Path) -> dict[str, Any]:
+    """Names assigned in the notebook's ``parameters`` cell, with their literal defaults (None if not literal)."""
+    import nbformat
+    nb = nbformat.read(notebook, as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise SystemExit(f"{notebook.name}: needs exactly one cell tagged `parameters`, found {len(cells)}")
+    out: dict[str, Any] = {}
+    for node in ast.parse(cells[0].source).body:
+        if not isinstance(node, ast.Assign):
+            continue
+        for target in node.targets:
+            names = target.elts if isinstance(target, ast.Tuple) else [target]
+            values = node.value.elts if isinstance(node.value, ast.Tuple) and len(names) > 1 else [node.value]
+            for n, v in zip(names, values if len(values) == len(names) else [None] * len(names)):
+                if isinstance(n, ast.Name):
+                    try:
+                        out[n.id] = ast.literal_eval(v) if v is not None else None
+                    except ValueError:
+                        out[n.id] = None
+    return out
+
+
 def parse_value(text: str) -> Any:
     """``-p NAME=VALUE``: a Python literal if it parses as one, else the string itself."""
     try:
@@ -151,9 +174,11 @@ def model_identity(model: Any) -> dict[str, Any]:
     except ImportError:  # before helpers/models.py became helpers/loading.py
         from helpers.models import resolve, sha256_file
     kind, where = resolve(str(model))
-    weights = Path(where) / "model.safetensors"
-    return {"name": str(model), "source": where if kind == "local" else f"hub: {where}",
-            "sha256": sha256_file(weights) if kind == "local" and weights.is_file() else None}
+    if kind != "local":
+        return {"name": str(model), "source": f"hub: {where}", "sha256": None}
+    weights = Path(where).resolve() / "model.safetensors"
+    source = weights.parent.relative_to(ROOT) if weights.is_relative_to(ROOT) else weights.parent
+    return {"name": str(model), "source": str(source), "sha256": sha256_file(weights) if weights.is_file() else None}
 
 
 def run_once(notebook: Path, params: dict[str, Any], keep: Path | None, asserts: bool) -> dict[str, Any]:
@@ -223,8 +248,7 @@ def main() -> None:
         print(f"wrote {out} (re-derived from {len(runs)} stored runs)")
         return
 
-    import papermill as pm
-    declared = pm.inspect_notebook(str(notebook))
+    declared = declared_parameters(notebook)
     if "RECORD" not in declared:
         raise SystemExit(f"{notebook.name}: its parameters cell has no RECORD parameter")
     seeds = args.seeds if args.seeds is not None else spec.get("seeds", [0])
@@ -238,7 +262,7 @@ def main() -> None:
     unknown = sorted(set(fixed) - set(declared) | set(per_seed) - set(declared))
     if unknown:
         raise SystemExit(f"{notebook.name} has no parameters {unknown} (it has {sorted(declared)})")
-    model = fixed.get("MODEL", ast.literal_eval(declared["MODEL"]["default"]) if "MODEL" in declared else None)
+    model = fixed.get("MODEL", declared.get("MODEL"))
 
     runs = []
     for seed in seeds:
