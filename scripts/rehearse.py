@@ -42,7 +42,7 @@ CHAPTERS: dict[str, tuple[str, dict]] = {
     "01_induction_heads": ("small", {}),
     "02_an_neuron": ("large", {"N_PROMPTS": 8, "N_TEXTS": 60}),
     "03_debugging": ("small", {}),
-    "04_ioi_circuit": ("small", {}),
+    "04_ioi_circuit": ("small", {"N_PROMPTS": 16}),
     "05_circuit_reuse": ("medium", {}),
 }
 MODEL_PARAMS = ("MODEL", "GPT2_MODEL")
@@ -176,7 +176,18 @@ def run_chapter(name: str, size: str, extra: dict, out_dir: Path, timeout: int =
     nb.cells.append(nbformat.v4.new_code_cell(_REPORT))
     os.environ.update({"CIRCUITS_DEVICE": "cpu", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                        "MPLBACKEND": "Agg", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(BOOK)}})
+    progress = out_dir / f"{name}-{size}.progress"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+
+    def on_cell(cell, cell_index, **_):  # one line a cell: where a long run is, and how long each cell took
+        with open(progress, "a") as fh:
+            fh.write(f"{time.perf_counter() - t_start:8.1f}s cell {cell_index}/{len(nb.cells)}: "
+                     f"{cell.source.splitlines()[0][:80] if cell.source else ''}\n")
+
+    progress.write_text("")
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(BOOK)}},
+                            on_cell_executed=on_cell)
     error = None
     t0 = time.perf_counter()
     with PeakRSS() as mem:
