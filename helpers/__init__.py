@@ -1,7 +1,7 @@
 """Circuits, Executable: the one home of the book's analysis code; notebooks import it."""
 
-from .device import describe, get_device, get_dtype, seed_everything
-from .models import ChecksumError, ModelUnavailableError, load_model, load_model_if_available
+from .loading import ChecksumError, ModelUnavailableError, load_model, load_model_if_available
+from .runtime import describe, get_device, get_dtype, seed_everything
 
 __all__ = ["ChecksumError", "ModelUnavailableError", "describe", "get_device", "get_dtype",
            "load_model", "load_model_if_available", "seed_everything"]

@@ -1,4 +1,6 @@
-"""Device, dtype and seeding: the same code runs on CUDA, Apple MPS or the CPU.
+"""Where and how the book runs: device, dtype, seeding, batch sizes from free memory, a one-line description.
+
+The same code runs on CUDA, Apple MPS or the CPU.
 
 Set ``CIRCUITS_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``, ``mps``) to override the automatic
 choice, and ``CIRCUITS_DTYPE`` (``float32``, ``float16``, ``bfloat16``) to override the dtype.

@@ -3,7 +3,7 @@ import torch
 
 from helpers import load_model
 from helpers import patching as P
-from helpers.models import ORGANISM_DIR, save_random_gpt2
+from helpers.loading import ORGANISM_DIR
 
 
 @pytest.fixture(scope="module")
@@ -242,9 +242,9 @@ def test_no_op_patches_are_found_exactly(fast_case):
 HOOKS3 = ["blocks.0.attn.hook_z", "blocks.1.attn.hook_z", "blocks.1.mlp.hook_post"]
 
 
-def test_fast_path_falls_back_when_not_exact(tiny_gpt2_dir, tmp_path, monkeypatch):
+def test_fast_path_falls_back_when_not_exact(tiny_gpt2_dir, tmp_path, monkeypatch, random_gpt2):
     # (1) a model the plain-torch blocks do not describe: the sweep uses the bridge and still agrees
-    d = save_random_gpt2(tmp_path / "inv", "tiny", vocab_size=97, scale_attn_by_inverse_layer_idx=True)
+    d = random_gpt2(tmp_path / "inv", "tiny", vocab_size=97, scale_attn_by_inverse_layer_idx=True)
     odd = load_model(str(d), device="cpu", verbose=False)
     clean, corrupt, metric = _pair_for(odd, 3, 8, first_diff=2)
     src = P.cache_activations(odd, clean, HOOKS3)
