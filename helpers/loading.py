@@ -58,17 +58,32 @@ def write_checksums(model_dir: str | Path) -> Path:
     return out
 
 
+#: Files a checkpoint's ``SHA256SUMS`` must list: a partial list would let a corrupted weight file load.
+REQUIRED = ("config.json", ("model.safetensors", "pytorch_model.bin"))
+
+
 def verify_checksums(model_dir: str | Path) -> None:
-    """Raise :class:`ChecksumError` if a file listed in ``SHA256SUMS`` is missing or altered."""
+    """Raise :class:`ChecksumError` if ``SHA256SUMS`` is missing, malformed, does not list the weights and
+    config, or a file it lists is missing or altered."""
     model_dir = Path(model_dir)
     listing = model_dir / CHECKSUMS
     if not listing.exists():
         raise ChecksumError(f"{listing} is missing: cannot check the checkpoint's integrity")
-    for line in listing.read_text().splitlines():
+    entries: dict[str, str] = {}
+    for n, line in enumerate(listing.read_text().splitlines(), 1):
         if not line.strip():
             continue
-        digest, name = line.split(maxsplit=1)
-        path = model_dir / name.strip()
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2 or len(parts[0]) != 64 or any(c not in "0123456789abcdef" for c in parts[0].lower()):
+            raise ChecksumError(f"{listing}, line {n}: {line!r} is not '<sha256 hex>  <file name>'")
+        entries[parts[1].strip().lstrip("*")] = parts[0].lower()
+    for need in REQUIRED:
+        options = (need,) if isinstance(need, str) else need
+        if not any(o in entries for o in options):
+            raise ChecksumError(f"{listing} does not list {' or '.join(options)}: the checkpoint's integrity "
+                                "cannot be checked (regenerate it with helpers.loading.write_checksums)")
+    for name, digest in entries.items():
+        path = model_dir / name
         if not path.exists():
             raise ChecksumError(f"{path} is listed in {CHECKSUMS} but missing")
         if sha256_file(path) != digest:
@@ -140,7 +155,7 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def load_model(name: str = "organism", device: str | torch.device | None = None,
-               dtype: torch.dtype | None = None, compatibility: bool = True,
+               dtype: torch.dtype | str | None = None, compatibility: bool = True,
                verbose: bool = True):
     """Boot ``name`` as a TransformerLens 4 ``TransformerBridge`` (compatibility mode on).
 
@@ -151,8 +166,8 @@ def load_model(name: str = "organism", device: str | torch.device | None = None,
     from transformer_lens.model_bridge import TransformerBridge
 
     kind, where = resolve(name)
-    device = torch.device(device) if device is not None else get_device()
-    dtype = dtype or get_dtype(device)
+    device = get_device(device)  # a string or a torch.device, checked as $CIRCUITS_DEVICE is
+    dtype = get_dtype(device, dtype)  # a torch dtype or its name, checked as $CIRCUITS_DTYPE is
     if kind == "local":
         if not (Path(where) / "config.json").exists():
             raise ModelUnavailableError(f"{where} has no config.json: not a Hugging Face model dir")
