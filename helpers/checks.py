@@ -116,7 +116,7 @@ def check_variants(model, variants: Sequence[Sequence], shapes: Mapping[str, tor
                 raise ValueError(f"variant {k} patches {site.hook!r} but the model has {n_layers} layers "
                                  f"(blocks 0..{n_layers - 1})")
             if site.hook not in shapes:
-                raise KeyError(f"variant {k} patches {site.hook!r}, which is not in the source activations; "
+                raise KeyError(f"no source activation for hook {site.hook!r} (variant {k} patches it); "
                                "cache it first")
             shape = tuple(shapes[site.hook][1:])
             try:

@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from .checks import check_batch, check_not_padding
+
 LN_FINAL = "ln_final.hook_normalized"  # the normalised residual stream the unembedding reads
 Hook = tuple[str, Callable]
 
@@ -81,6 +83,7 @@ def capture(model, tokens: torch.Tensor, names: Sequence[str], fwd_hooks: Sequen
     The forward stops as soon as the last of them is kept, so nothing after it is computed.
     ``clone=False`` keeps the tensors the model produced (no copy: for large captures of a plain run).
     """
+    check_batch(model, tokens)
     store: dict[str, torch.Tensor] = {}
     try:
         model.run_with_hooks(tokens, fwd_hooks=list(fwd_hooks) + _keepers(names, store, True, clone))
@@ -94,6 +97,7 @@ def capture(model, tokens: torch.Tensor, names: Sequence[str], fwd_hooks: Sequen
 def run_with_capture(model, tokens: torch.Tensor, names: Sequence[str], fwd_hooks: Sequence[Hook] = (),
                      clone: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """A full forward with ``fwd_hooks``: the logits [B, T, V] and the named activations (as :func:`capture`)."""
+    check_batch(model, tokens)
     store: dict[str, torch.Tensor] = {}
     logits = model.run_with_hooks(tokens, fwd_hooks=list(fwd_hooks) + _keepers(names, store, False, clone))
     _check_found(names, store)
@@ -103,14 +107,21 @@ def run_with_capture(model, tokens: torch.Tensor, names: Sequence[str], fwd_hook
 # --------------------------------------------------------------------------- the final LayerNorm and logits
 
 def ln_scale(x: torch.Tensor, eps: float) -> torch.Tensor:
-    """What a LayerNorm divides by: the root mean square of the centred ``x`` (last axis kept, size 1)."""
-    c = x - x.mean(-1, keepdim=True)
-    return (c.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+    """What a LayerNorm divides by: the root mean square of the centred ``x`` (last axis kept, size 1).
+
+    Computed in float32 for half-precision inputs (as the bridge's LayerNorm does: GPT-2's residual
+    stream squares past float16's range), returned in ``x``'s dtype.
+    """
+    xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    c = xf - xf.mean(-1, keepdim=True)
+    return (c.pow(2).mean(-1, keepdim=True) + eps).sqrt().to(x.dtype)
 
 
 def layer_norm(x: torch.Tensor, eps: float, weight: torch.Tensor | None = None,
                bias: torch.Tensor | None = None) -> torch.Tensor:
     """Centre, divide by :func:`ln_scale`, then scale and shift: the bridge's own formula, to float rounding."""
+    if x.dtype in (torch.float16, torch.bfloat16):  # normalise in float32, as the bridge does
+        return layer_norm(x.float(), eps, weight, bias).to(x.dtype)
     x = (x - x.mean(-1, keepdim=True)) / ln_scale(x, eps)
     if weight is not None:
         x = x * weight
@@ -129,7 +140,7 @@ def unembed_at(model, resid: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     """
     rows = torch.arange(resid.shape[0], device=resid.device)
     x = resid[rows, pos.to(resid.device).repeat(resid.shape[0] // pos.shape[0])]
-    return x @ model.W_U + model.b_U
+    return x.to(model.W_U.dtype) @ model.W_U + model.b_U  # the bridge's ln_final hook is float32 in half runs
 
 
 @torch.no_grad()
@@ -140,6 +151,8 @@ def logits_at(model, tokens: torch.Tensor, pos, fwd_hooks: Sequence[Hook] = ()) 
     stack K variants of the B prompts on the batch axis (N = K*B).
     """
     check_tokens(tokens)
+    check_batch(model, tokens)
+    check_not_padding(model, tokens, pos)
     N, T = tokens.shape
     p = torch.as_tensor(pos)
     B = N if p.ndim == 0 else p.shape[0]

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..checks import check_token_ids
+
 MetricFn = Callable[[torch.Tensor], torch.Tensor]  # a Metric, or any function of the logits [K, B, V]
 
 
@@ -44,11 +46,13 @@ def logit_diff_metric(answer: torch.Tensor, distractor: torch.Tensor, reduce: bo
     (e.g. the two other listed colors of a Colored Objects prompt).
     """
     answer, distractor = torch.as_tensor(answer), torch.as_tensor(distractor)
+    _not_empty(answer)
     if distractor.dim() not in (1, 2) or distractor.shape[0] != answer.reshape(-1).shape[0]:
         raise ValueError(f"distractor must be [B] or [B, k] with B = {answer.reshape(-1).shape[0]}, "
                          f"got shape {tuple(distractor.shape)}")
 
     def metric(logits: torch.Tensor) -> torch.Tensor:
+        _in_vocab(logits, answer, distractor)
         idx = torch.arange(logits.shape[1])
         if distractor.dim() == 2:
             rival = logits[:, idx[:, None], distractor].mean(-1)
@@ -66,8 +70,10 @@ def answer_logit_metric(answer: torch.Tensor, reduce: bool = True) -> Metric:
     itself, whatever happens to its rivals. It reads every column (the mean), so ``tokens`` is None.
     """
     answer = torch.as_tensor(answer).reshape(-1)
+    _not_empty(answer)
 
     def metric(logits: torch.Tensor) -> torch.Tensor:
+        _in_vocab(logits, answer)
         idx = torch.arange(logits.shape[1])
         diff = logits[:, idx, answer] - logits.mean(-1)
         return diff.mean(-1) if reduce else diff
@@ -82,6 +88,7 @@ def candidates_metric(candidates: torch.Tensor, pool: torch.Tensor, reduce: bool
     the model answers *from the context* (any listed color) rather than which candidate it picks.
     """
     candidates, pool = torch.as_tensor(candidates), torch.as_tensor(pool).reshape(-1)
+    _not_empty(candidates)
     if candidates.dim() != 2:
         raise ValueError(f"candidates must be [B, k], got shape {tuple(candidates.shape)}")
     others = ~(pool[None, :, None] == candidates[:, None, :]).any(-1)  # [B, N]: pool tokens not in the prompt
@@ -89,6 +96,7 @@ def candidates_metric(candidates: torch.Tensor, pool: torch.Tensor, reduce: bool
         raise ValueError("every prompt needs at least one pool token that is not among its candidates")
 
     def metric(logits: torch.Tensor) -> torch.Tensor:
+        _in_vocab(logits, candidates, pool)
         idx = torch.arange(logits.shape[1])
         cand = logits[:, idx[:, None], candidates].mean(-1)
         m = others.to(logits.device)
@@ -96,6 +104,17 @@ def candidates_metric(candidates: torch.Tensor, pool: torch.Tensor, reduce: bool
         diff = cand - rest
         return diff.mean(-1) if reduce else diff
     return Metric(metric, torch.unique(torch.cat([candidates.reshape(-1), pool])))
+
+
+def _not_empty(ids: torch.Tensor) -> None:
+    if ids.numel() == 0:
+        raise ValueError("empty batch: a metric needs at least one prompt's answer")
+
+
+def _in_vocab(logits: torch.Tensor, *ids: torch.Tensor) -> None:
+    """Token ids inside the logits' vocabulary (an id past it would fail in torch, or read garbage)."""
+    for t in ids:
+        check_token_ids(t, logits.shape[-1], "the metric's token ids")
 
 
 def recovery(patched: torch.Tensor, base: float | torch.Tensor, target: float | torch.Tensor,

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from ..checks import check_batch, check_not_padding, check_sources, check_token_ids, check_variants
 from ..hooks import as_positions, check_tokens
 from ..runtime import auto_batch_size
 from .bridge import bridge_chunk, bridge_start, resume_states
@@ -40,13 +41,16 @@ def patch_sweep(model, base_tokens: torch.Tensor, source: dict[str, torch.Tensor
     forwards if they differ. ``skip_unpatched=False`` runs every chunk as a full forward pass.
     """
     check_tokens(base_tokens)
+    check_batch(model, base_tokens)
+    check_not_padding(model, base_tokens, pos)
     B, T = base_tokens.shape
     p = as_positions(pos, B, T)
-    for name, act in source.items():
-        if act.shape[0] not in (1, B):
-            raise ValueError(f"source[{name!r}] has batch {act.shape[0]}, expected 1 or {B}")
+    check_sources(model, source, B, T)
     if len(variants) == 0:
         raise ValueError("no variants to patch")
+    check_variants(model, variants, {k: v.shape for k, v in source.items()})
+    if metric_tokens(metric) is not None:
+        check_token_ids(metric_tokens(metric), model.cfg.d_vocab, "the metric's token ids")
     dev = base_tokens.device
     tokens_per_pass = TOKENS_PER_PASS_GPU if dev.type == "cuda" else TOKENS_PER_PASS_CPU
     shapes = {k: v.shape for k, v in source.items()}
@@ -118,6 +122,8 @@ def patch_one_by_one(model, base_tokens: torch.Tensor, source: dict[str, torch.T
                      progress: bool = False) -> torch.Tensor:
     """The straightforward reference: one full forward pass per variant, standard hooks."""
     check_tokens(base_tokens)
+    check_batch(model, base_tokens)
+    check_not_padding(model, base_tokens, pos)
     B, T = base_tokens.shape
     p = as_positions(pos, B, T)
     rows = torch.arange(B)
