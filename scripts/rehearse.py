@@ -159,24 +159,28 @@ class PeakRSS:
 
 
 def run_chapter(name: str, size: str, extra: dict, out_dir: Path, timeout: int = 7200) -> dict:
-    """Execute one chapter with its model names mapped to the rehearsal model; time, peak RSS, asserts."""
+    """Execute one chapter with its model names mapped to the rehearsal model; time, peak RSS, asserts.
+
+    ``size="organism"`` runs the chapter on its own default model instead (with ``$CIRCUITS_DTYPE``: the
+    half-precision check of every helper the chapter calls).
+    """
     import nbformat
     from nbclient import NotebookClient
     from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
 
-    model_dir = str(build(size))
+    model_dir = None if size == "organism" else str(build(size))
     nb = load_notebook_node(str(BOOK / f"{name}.ipynb"))  # papermill's reader: every cell gets its tags
     declared = {n for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])
                 for n in _assigned(c.source)}
-    params = {k: model_dir for k in MODEL_PARAMS if k in declared}
+    params = {k: model_dir for k in MODEL_PARAMS if k in declared and model_dir}
     params.update({k: v for k, v in extra.items() if k in declared})
     nb = parameterize_notebook(nb, params, report_mode=False)
     nb.cells.insert(0, nbformat.v4.new_code_cell(_SOFT_ASSERTS))
     nb.cells.append(nbformat.v4.new_code_cell(_REPORT))
     os.environ.update({"CIRCUITS_DEVICE": "cpu", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                        "MPLBACKEND": "Agg", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
-    progress = out_dir / f"{name}-{size}.progress"
+    progress = out_dir / f"{name}-{size}-{os.environ.get('CIRCUITS_DTYPE', 'float32')}.progress"
     out_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
 
@@ -197,13 +201,13 @@ def run_chapter(name: str, size: str, extra: dict, out_dir: Path, timeout: int =
             error = f"{type(err).__name__}: {str(err)[-3000:]}"
     seconds = time.perf_counter() - t0
     out_dir.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, out_dir / f"{name}-{size}.ipynb")
+    nbformat.write(nb, out_dir / f"{name}-{size}-{os.environ.get('CIRCUITS_DTYPE', 'float32')}.ipynb")
     asserts: list[str] = []
     for out in nb.cells[-1].get("outputs", []):
         for line in out.get("text", "").splitlines():
             if line.startswith("REHEARSAL_ASSERTS "):
                 asserts = json.loads(line.split(" ", 1)[1])
-    return {"chapter": name, "size": size, "params": {k: v for k, v in params.items() if k not in MODEL_PARAMS},
+    return {"chapter": name, "size": size, "dtype": os.environ.get("CIRCUITS_DTYPE", "float32"), "params": {k: v for k, v in params.items() if k not in MODEL_PARAMS},
             "seconds": round(seconds, 1), "peak_rss_gb": round(mem.peak / 1024**3, 2),
             "findings_not_holding": asserts, "error": error}
 
@@ -221,7 +225,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("chapters", nargs="*", help="chapter prefixes (01 … 05); default: all")
     ap.add_argument("--build", nargs="*", choices=sorted(SIZES), help="only save these rehearsal models")
-    ap.add_argument("--size", choices=sorted(SIZES), help="rehearse at this size instead of the source's")
+    ap.add_argument("--size", choices=sorted(SIZES) + ["organism"],
+                    help="rehearse at this size instead of the source's ('organism': the chapter's own model)")
+    ap.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], help="CIRCUITS_DTYPE for the run")
     ap.add_argument("--json", type=Path, help="append the results (one JSON object a line) to this file")
     ap.add_argument("--out", type=Path, default=CACHE / "runs", help="where the executed notebooks go")
     args = ap.parse_args()
@@ -235,7 +241,12 @@ def main() -> None:
     for name in chosen:
         size, extra = CHAPTERS[name]
         size = args.size or size
-        print(f"--- {name} on a random-weight GPT-2 {size} ({CACHE / f'gpt2-{size}'})", flush=True)
+        if args.dtype:
+            os.environ["CIRCUITS_DTYPE"] = args.dtype
+        if size == "organism":
+            extra = {}
+        print(f"--- {name} on {size if size == 'organism' else f'a random-weight GPT-2 {size}'} "
+              f"({os.environ.get('CIRCUITS_DTYPE', 'float32')})", flush=True)
         res = run_chapter(name, size, extra, args.out)
         print(f"{res['seconds']:.0f}s, peak RSS {res['peak_rss_gb']:.2f} GB, params {res['params']}", flush=True)
         for a in res["findings_not_holding"]:
