@@ -395,8 +395,7 @@ print("correlations of activation with 'top prediction is the token': "
 # ### 7.3 Measured across prompt sets and training seeds
 #
 # `python scripts/measure.py 02 --seeds 0 1 2` runs this chapter for prompt/corpus seeds 0, 1, 2 on the
-# shipped organism (training seed 0), one CPU thread (timings pessimistic: the 2-core machine was
-# shared), and writes `book/measured/ch02.json`. "best neuron" is the best single neuron of the *whole
+# shipped organism (training seed 0), one CPU thread, and writes `book/measured/ch02.json`. "best neuron" is the best single neuron of the *whole
 # model* (every neuron of every layer patched). The asserts above sit below the worst value:
 
 # %%
