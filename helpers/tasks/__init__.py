@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import articles, colored_objects, counting, filler, ioi, repeats
 from .batch import (
     Encoded,
     PromptBatch,
@@ -24,8 +25,6 @@ from .batch import (
     single_token_ids,
     span_of,
 )
-
-from . import articles, colored_objects, counting, filler, ioi, repeats  # isort: skip (after .batch: they import it)
 
 __all__ = ["TASKS", "Encoded", "PromptBatch", "Span", "article", "articles", "bos_id", "colored_objects",
            "context_length", "counting", "filler", "get_tokenizer", "ioi", "make", "repeats", "rng_of",

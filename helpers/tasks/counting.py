@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from . import PromptBatch, rng_of
+from .batch import PromptBatch, rng_of
 
 MAX_NUMBER = 30
 

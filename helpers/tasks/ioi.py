@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import random
 
-from . import PromptBatch, article, rng_of, span_of
+from .batch import PromptBatch, article, rng_of, span_of
 
 NAMES = ["Mary", "John", "Alice", "Bob", "Tom", "James", "Sarah", "Emma", "David", "Michael",
          "Anna", "Paul", "Peter", "Kate", "Lisa", "Mark", "Laura", "Daniel", "Rachel", "Susan",
