@@ -247,3 +247,13 @@ def test_half_precision_sweeps_agree_with_float32(model, fp32_reference, dtype):
     stack, _ = lens.residual_stages(half, half.run_with_cache(enc.tokens)[1])
     read = lens.logit_lens(half, stack[:, torch.arange(len(enc.end)), enc.end], enc.answers)
     assert torch.isfinite(read.float()).all()
+
+
+# --------------------------------------------------------------------------- generator options
+
+@pytest.mark.parametrize("task", ["ioi", "colored_objects", "articles", "counting", "filler"])
+def test_seed_none_is_refused(task):
+    """A book whose promise is reproducibility: seed=None would draw different prompts every run."""
+    with pytest.raises(TypeError, match="seed"):
+        tasks.make(task, 4, seed=None)
+    assert tasks.make(task, 4, seed=3).texts == tasks.make(task, 4, seed=3).texts

@@ -230,8 +230,13 @@ def span_of(text: str, word: str, start: int = 0) -> Span:
 
 
 def rng_of(seed: int | random.Random) -> random.Random:
-    """A ``random.Random`` from a seed (or the generator itself)."""
-    return seed if isinstance(seed, random.Random) else random.Random(seed)
+    """A ``random.Random`` from a seed (or the generator itself); ``None`` is refused: the book's prompts
+    are reproducible, and ``random.Random(None)`` would seed from the clock."""
+    if isinstance(seed, random.Random):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int (or a random.Random), got {seed!r}: prompts must be reproducible")
+    return random.Random(seed)
 
 
 def article(word: str) -> str:
