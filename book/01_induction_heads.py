@@ -51,7 +51,6 @@ GPT2_MODEL = "gpt2-small"      # section 8, online only: the same head scores on
 RECORD = ""                    # set by scripts/measure.py: the last cell writes this run's measurements there
 
 # %%
-# %matplotlib inline
 import dataclasses
 import inspect
 import tempfile

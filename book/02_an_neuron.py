@@ -49,7 +49,6 @@ GPT2_MODEL = "gpt2-large"  # section 8, online only: the seed's own numbers on G
 RECORD = ""            # set by scripts/measure.py: the last cell writes this run's measurements there
 
 # %%
-# %matplotlib inline
 import random
 import time
 

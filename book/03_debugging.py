@@ -59,7 +59,6 @@ GPT2_MODEL = "gpt2-xl"      # section 4, online only: the seed's Shakespeare exa
 RECORD = ""                 # set by scripts/measure.py: the last cell writes this run's measurements there
 
 # %%
-# %matplotlib inline
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
@@ -383,7 +382,7 @@ purity.round(3)
 # the tests) it shows every layer at `K` clusters instead.
 
 # %%
-live = INTERACTIVE if INTERACTIVE is not None else ("google.colab" in sys.modules or "JPY_SESSION_NAME" in os.environ)
+live = INTERACTIVE if INTERACTIVE is not None else helpers.notebook.widget_frontend()
 if live:
     import ipywidgets as widgets
 

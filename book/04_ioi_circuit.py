@@ -57,7 +57,6 @@ GPT2_MODEL = "gpt2-small" # section 9, online only
 RECORD = ""               # set by scripts/measure.py: the last cell writes this run's measurements there
 
 # %%
-# %matplotlib inline
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch

@@ -58,7 +58,6 @@ STRENGTHS = [0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0]  # steering strengths
 RECORD = ""               # set by scripts/measure.py: the last cell writes this run's measurements there
 
 # %%
-# %matplotlib inline
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
