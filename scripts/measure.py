@@ -195,7 +195,7 @@ def run_once(notebook: Path, params: dict[str, Any], keep: Path | None, asserts:
         try:
             pm.execute_notebook(str(notebook), str(out), parameters={**params, "RECORD": str(record)},
                                 kernel_name="python3", cwd=str(notebook.parent), progress_bar=False,
-                                request_save_on_cell_execute=False)
+                                request_save_on_cell_execute=False, start_timeout=600)  # a busy machine
         finally:
             for k, v in saved.items():
                 os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
