@@ -239,6 +239,7 @@ class Visit:
     blocked: list[str] = field(default_factory=list)
     failed_local: list[str] = field(default_factory=list)
     bytes_by_url: dict[str, int] = field(default_factory=dict)
+    axe: list[dict] | None = None   # axe-core violations (None: axe-playwright-python not installed)
     seconds: float = 0.0
 
 
@@ -331,6 +332,14 @@ def _visit(browser, base: str, page: str) -> Visit:
         if (drawn and enough) or time.monotonic() > deadline:
             break
         pg.wait_for_timeout(250)
+    try:
+        from axe_playwright_python.sync_playwright import Axe
+    except ImportError:
+        Axe = None
+    if Axe is not None:
+        v.axe = [{"id": x["id"], "impact": x["impact"], "help": x["help"],
+                  "nodes": [", ".join(n["target"]) for n in x["nodes"]][:5]}
+                 for x in Axe().run(pg).response["violations"]]
     SHOTS.mkdir(parents=True, exist_ok=True)
     pg.screenshot(path=str(SHOTS / f"{page.replace('/', '__')}.png"), full_page=True)
     context.close()
@@ -351,6 +360,9 @@ def _write_weights(visited: list[Visit]) -> None:
         total = sum(v.bytes_by_url.values())
         rows.append(f"| {v.page} | {own / 1e3:.0f} | {images / 1e3:.0f} | {static / 1e3:.0f} | "
                     f"{total / 1e3:.0f} | {len(v.bytes_by_url)} |")
+    rows += ["", "axe-core violations by impact (none critical is the bar):", ""]
+    rows += [f"- {v.page}: " + (", ".join(f"{x['id']} ({x['impact']}, {len(x['nodes'])}+ nodes)" for x in v.axe)
+                                or "none") for v in visited if v.axe is not None]
     SHOTS.mkdir(parents=True, exist_ok=True)
     (SHOTS / "page_weights.md").write_text("\n".join(rows) + "\n")
 
@@ -448,6 +460,16 @@ def test_accessibility_basics(visits, page):
         if h["level"] > prev["level"] + 1:
             problems.append(f"heading h{h['level']} {h['text']!r} follows h{prev['level']} {prev['text']!r}")
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_axe_no_critical_violation(visits, page):
+    """axe-core (axe-playwright-python) finds no critical accessibility violation."""
+    v = visits(page)
+    if v.axe is None:
+        pytest.skip("axe-playwright-python is not installed")
+    critical = [x for x in v.axe if x["impact"] == "critical"]
+    assert not critical, f"{page}: critical axe violations: {critical}"
 
 
 @pytest.mark.parametrize("page", PAGES)

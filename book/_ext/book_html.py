@@ -60,7 +60,15 @@ def slim_circuitsvis(src: str) -> str | None:
     label = html.escape(CV_LABELS.get(m["name"], f"circuitsvis {m['name']} (interactive)"))
     return (f'<div id="{m["id"]}" class="circuitsvis" role="figure" aria-label="{label}" '
             f'style="margin: 15px 0;"></div>\n<script type="module">\nCircuitsVis.render("{m["id"]}", '
-            f'CircuitsVis.{m["name"]},{m["props"].rstrip()}\n);\n</script>')
+            f'CircuitsVis.{m["name"]},{m["props"].rstrip()}\n);\n{_CV_A11Y % (m["id"], label)}\n</script>')
+
+
+# circuitsvis draws charts on <canvas role="img"> and number fields with no label: name them once drawn.
+_CV_A11Y = ("""((id, label) => { const root = document.getElementById(id); const name = () => {
+  root.querySelectorAll('canvas[role="img"]:not([aria-label])').forEach(c => c.setAttribute('aria-label', label));
+  root.querySelectorAll('input:not([aria-label]), select:not([aria-label])').forEach(i => i.setAttribute(
+    'aria-label', ((i.previousElementSibling || {}).textContent || i.id || 'value').trim()));
+}; new MutationObserver(name).observe(root, {childList: true, subtree: true}); name(); })("%s", "%s");""")
 
 
 def slim_plotly(src: str) -> str | None:
@@ -144,6 +152,8 @@ def _page(app: Sphinx, pagename: str, templatename: str, context: dict, doctree)
                 seen.add(key)
                 unique.append(s)
         scripts[:] = unique
+    if "body" in context:  # docutils' deprecated DPUB role breaks its own role="list" (axe: critical)
+        context["body"] = context["body"].replace('role="doc-biblioentry"', 'role="listitem"')
     if doctree is None:
         return
     needs = {n.get("book_html") for n in doctree.findall(nodes.raw)}
