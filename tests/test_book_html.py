@@ -113,3 +113,17 @@ def test_kernel_setup_inline_figures_and_text_bars(tmp_path, monkeypatch):
     bars = nb.cells[2].outputs
     assert bars and all(o["output_type"] == "stream" for o in bars), json.dumps(bars)[:300]
     assert "steps: 100%" in "".join(o["text"] for o in bars)
+
+
+def test_set_repository_rewrites_badges_and_clones():
+    spec = importlib.util.spec_from_file_location("set_repository", ROOT / "scripts" / "set_repository.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    text = ("(https://colab.research.google.com/github/a/b/blob/main/book/01_induction_heads.ipynb)\n"
+            "    # !git clone -q --depth 1 https://github.com/a/b.git\n")
+    new = mod.rewrite(text, "owner/book", "dev")
+    assert book_html.foreign_repository(new, "owner/book", "dev", ROOT) == []
+    assert "github/owner/book/blob/dev/book/01_induction_heads.ipynb" in new and "github.com/owner/book\n" in new
+    repo, branch = mod.configured()
+    for path in (ROOT / "book").glob("*.py"):  # the chapters agree with _config.yml already
+        assert mod.rewrite(path.read_text(), repo, branch) == path.read_text(), path.name

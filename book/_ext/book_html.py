@@ -124,7 +124,7 @@ def _resolved(app: Sphinx, doctree: nodes.document, docname: str) -> None:
     if repo and src.is_file():
         for problem in foreign_repository(source_text(src), repo, branch, Path(app.srcdir)):
             logger.warning(f"{problem}: _config.yml names {repo}@{branch} (edit the chapter's badge or "
-                           "set-up cell to match)", location=docname)
+                           "set-up cell to match: python scripts/set_repository.py && make sync)", location=docname)
     for node in doctree.findall(nodes.image):
         if node.get("alt"):
             continue
