@@ -102,8 +102,8 @@ def test_non_single_token_answer_is_a_clear_error(tok):
 
 
 def test_corrupted_length_mismatch_is_a_clear_error(tok):
-    bad = PromptBatch("ioi", ["Then, Mary and John left. John said goodbye to"], [" Mary"], [" John"],
-                      corrupted=["Then, Mary and John left. Kate and Bob said goodbye to"])
+    bad = PromptBatch("ioi", ["Then, Mary and John went to the store. John said goodbye to"], [" Mary"], [" John"],
+                      corrupted=["Then, Mary and John went to the store. Kate and Bob said goodbye to"])
     with pytest.raises(ValueError, match="tokens"):
         bad.encode(tok)
 
