@@ -126,13 +126,18 @@ _REPORT = 'import json as _json; print("REHEARSAL_ASSERTS " + _json.dumps(__rehe
 
 
 class PeakRSS:
-    """Poll the resident memory of this process's descendants (the kernel) every 0.2 s; keep the peak."""
+    """Poll this process's descendants (the kernel) every 0.2 s: peak resident memory, and CPU seconds.
+
+    The CPU seconds (user + system) are what the run costs one quiet thread: on a shared machine the
+    wall time also counts the time the kernel waited for a core.
+    """
 
     def __init__(self) -> None:
         import psutil
 
         self.me = psutil.Process()
         self.peak = 0
+        self.cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -144,6 +149,8 @@ class PeakRSS:
             for child in self.me.children(recursive=True):
                 try:
                     total += child.memory_info().rss
+                    t = child.cpu_times()
+                    self.cpu[child.pid] = t.user + t.system
                 except psutil.Error:
                     pass
             self.peak = max(self.peak, total)
@@ -208,7 +215,7 @@ def run_chapter(name: str, size: str, extra: dict, out_dir: Path, timeout: int =
             if line.startswith("REHEARSAL_ASSERTS "):
                 asserts = json.loads(line.split(" ", 1)[1])
     return {"chapter": name, "size": size, "dtype": os.environ.get("CIRCUITS_DTYPE", "float32"), "params": {k: v for k, v in params.items() if k not in MODEL_PARAMS},
-            "seconds": round(seconds, 1), "peak_rss_gb": round(mem.peak / 1024**3, 2),
+            "seconds": round(seconds, 1), "cpu_seconds": round(sum(mem.cpu.values()), 1), "peak_rss_gb": round(mem.peak / 1024**3, 2),
             "findings_not_holding": asserts, "error": error}
 
 
@@ -248,7 +255,7 @@ def main() -> None:
         print(f"--- {name} on {size if size == 'organism' else f'a random-weight GPT-2 {size}'} "
               f"({os.environ.get('CIRCUITS_DTYPE', 'float32')})", flush=True)
         res = run_chapter(name, size, extra, args.out)
-        print(f"{res['seconds']:.0f}s, peak RSS {res['peak_rss_gb']:.2f} GB, params {res['params']}", flush=True)
+        print(f"{res['seconds']:.0f}s ({res['cpu_seconds']:.0f} CPU s), peak RSS {res['peak_rss_gb']:.2f} GB, params {res['params']}", flush=True)
         for a in res["findings_not_holding"]:
             print(f"  finding not holding on random weights: {a}")
         if res["error"]:
