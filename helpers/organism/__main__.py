@@ -24,12 +24,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (fixed for reproducibility)")
     ap.add_argument("--dropout", action="store_true", help="train with GPT-2's dropout (the organism-dropout twin)")
     ap.add_argument("--no-checkpoints", action="store_true", help="keep only the final weights")
+    ap.add_argument("--resume-phase2", default=None, metavar="DIR",
+                    help="skip phase 1, start phase 2 from DIR (a finished phase-1 run of the same recipe)")
     args = ap.parse_args(argv)
     out = Path(args.out)
-    if (out / "checkpoints").exists():
+    if (out / "checkpoints").exists() and args.resume_phase2 is None:
         shutil.rmtree(out / "checkpoints")
     kw = {"checkpoint_steps": ()} if args.no_checkpoints else {}
-    log = train(out, seed=args.seed, steps=args.steps, threads=args.threads, dropout=args.dropout, **kw)
+    log = train(out, seed=args.seed, steps=args.steps, threads=args.threads, dropout=args.dropout,
+                resume_from=args.resume_phase2, **kw)
     print(json.dumps({"train_seconds": log["train_seconds"], "final_eval": log["eval"][-1]}, indent=1))
 
 

@@ -23,6 +23,9 @@ N_POSITIONS = 128
 #: sequences per step); Colored Objects gets several questions per text (its answer tokens are rare).
 MIXTURE = {"repeats": 0.42, "ioi": 0.2, "colored_objects": 0.2, "articles": 0.06, "counting": 0.06,
            "filler": 0.06}
+#: Phase 2: the same tasks, Colored Objects weighing more (in phase 1 it stays at chance).
+MIXTURE2 = {"repeats": 0.25, "ioi": 0.12, "colored_objects": 0.5, "articles": 0.04, "counting": 0.04,
+            "filler": 0.05}
 
 
 def pre_tokenizer() -> Any:

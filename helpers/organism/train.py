@@ -21,7 +21,7 @@ from ..models import write_checksums
 from ..tasks import make
 from ..tasks.evaluate import evaluate_all, evaluate_batch
 from ..tasks.repeats import vocab_ids
-from .corpus import MIXTURE, N_POSITIONS, build_tokenizer, training_texts
+from .corpus import MIXTURE, MIXTURE2, N_POSITIONS, build_tokenizer, training_texts
 
 #: The model: 4 layers x 8 heads (d_head 16), d_model 128, MLP 256 (GPT-2's shape, scaled down).
 CONFIG = {"n_layer": 4, "n_head": 8, "n_embd": 128, "n_inner": 256, "n_positions": N_POSITIONS,
@@ -30,7 +30,8 @@ CONFIG = {"n_layer": 4, "n_head": 8, "n_embd": 128, "n_inner": 256, "n_positions
 DROPOUT = {"resid_pdrop": 0.1, "embd_pdrop": 0.1, "attn_pdrop": 0.1}
 TRAIN = {"steps": 4000, "batch_size": 128, "lr": 2e-3, "warmup": 100, "decay_frac": 0.25, "min_lr_frac": 0.1,
          "weight_decay": 0.01, "repeat_len": (4, 25), "eval_every": 100, "log_every": 25,
-         "pos_init": "sinusoidal", "pos_scale": 0.05, "answer_weight": 10.0}
+         "pos_init": "sinusoidal", "pos_scale": 0.05, "answer_weight": 10.0,
+         "phase2_steps": 1000, "phase2_lr": 1e-3, "phase2_eval_every": 50}
 #: Intermediate checkpoints kept (tags ``step<k>``), loadable as ``load_model("organism@step<k>")``. One
 #: more is kept at the first evaluation where Colored Objects is partly solved (:data:`PARTIAL`).
 CHECKPOINT_STEPS = (500, 1000, 1500, 2000, 2500, 3000)
@@ -47,9 +48,9 @@ def adamw(model: torch.nn.Module, lr: float, weight_decay: float,
 
 
 def _rows(tok: Any, rng: random.Random, gen: torch.Generator, n: int, vocab: torch.Tensor,
-          repeat_len: tuple[int, int]) -> list[list[int]]:
+          repeat_len: tuple[int, int], mixture: dict[str, float] | None = None) -> list[list[int]]:
     rows = []
-    for task, text in training_texts(rng, n):
+    for task, text in training_texts(rng, n, mixture):
         if task == "repeats":
             L = rng.randint(*repeat_len)
             seq = vocab[torch.randperm(len(vocab), generator=gen)[:L]].tolist()
@@ -71,7 +72,7 @@ def _pad(tok: Any, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def training_batches(tok: Any, seed: int, batch_size: int, vocab: torch.Tensor,
-                     repeat_len: tuple[int, int], bucket: int = 4):
+                     repeat_len: tuple[int, int], bucket: int = 4, mixture: dict[str, float] | None = None):
     """Endless right-padded batches (ids, labels with -100 on padding), deterministic in ``seed``.
 
     Sequences are drawn ``bucket`` batches at a time and grouped by length, so little compute is
@@ -80,7 +81,7 @@ def training_batches(tok: Any, seed: int, batch_size: int, vocab: torch.Tensor,
     rng = random.Random(seed)
     gen = torch.Generator().manual_seed(seed)
     while True:
-        rows = sorted(_rows(tok, rng, gen, batch_size * bucket, vocab, repeat_len), key=len)
+        rows = sorted(_rows(tok, rng, gen, batch_size * bucket, vocab, repeat_len, mixture), key=len)
         chunks = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
         rng.shuffle(chunks)
         for chunk in chunks:
@@ -159,15 +160,70 @@ def _save(model: Any, tok: Any, out: Path, extra: dict[str, Any] | None = None) 
     write_checksums(out)
 
 
+class _Run:
+    """The state one training run shares across its phases: model, log, probes, checkpoints."""
+
+    def __init__(self, model: Any, tok: Any, out: Path, log: dict[str, Any], probe: HeadProbe,
+                 checkpoint_steps: tuple[int, ...], progress: bool, answer_weight: float) -> None:
+        self.model, self.tok, self.out, self.log, self.probe = model, tok, out, log, probe
+        self.checkpoint_steps, self.progress, self.answer_weight = checkpoint_steps, progress, answer_weight
+        self.t0 = time.time()
+
+    def phase(self, opt: Any, batches: Any, lr_at: Any, first: int, last: int, eval_every: int, desc: str) -> None:
+        """Steps ``first`` .. ``last - 1``: optimise, log the loss, evaluate and keep checkpoints."""
+        from tqdm.auto import tqdm
+
+        model, tok, log = self.model, self.tok, self.log
+        ema = None
+        bar = tqdm(range(first, last), desc=desc, disable=not self.progress, mininterval=10)
+        for step in bar:
+            model.train()
+            ids, labels = next(batches)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step)
+            loss = lm_loss(model(input_ids=ids).logits, ids, labels, token_weights(tok, ids, self.answer_weight))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
+            done = step + 1
+            if done % 25 == 0:
+                log["loss"].append({"step": done, "loss": round(ema, 4), "time": round(time.time() - self.t0, 1)})
+                bar.set_postfix(loss=f"{ema:.3f}")
+            if done % eval_every == 0 or done == last or done in self.checkpoint_steps:
+                self.evaluate(done, final=done == last)
+
+    def evaluate(self, done: int, final: bool) -> None:
+        """Held-out accuracy per task, the per-head scores, and a checkpoint where one is due."""
+        model, log = self.model, self.log
+        model.eval()
+        res = evaluate_all(model, n=100, split="test", seed=777)
+        row = {"step": done, **{k: round(v["accuracy"], 4) for k, v in res.items()}}
+        for task in ("ioi", "colored_objects"):
+            row[f"{task}_train"] = round(evaluate_batch(model, make(task, 100, "train", seed=778))["accuracy"], 4)
+        log["eval"].append(row)
+        log["heads"].append({"step": done, **self.probe.scores(model)})
+        if self.progress:
+            print(f"step {done} ({time.time() - self.t0:.0f}s): " + json.dumps(row), flush=True)
+        partial = (log["partial_checkpoint"] is None and not final
+                   and PARTIAL[0] <= row["colored_objects"] <= PARTIAL[1])
+        if partial:
+            log["partial_checkpoint"] = f"step{done}"
+        if (done in self.checkpoint_steps or partial) and not final:
+            _save(model, self.tok, self.out / "checkpoints" / f"step{done}")
+
+
 def train(out: str | Path, seed: int = 0, steps: int | None = None, threads: int = 1, dropout: bool = False,
           checkpoint_steps: tuple[int, ...] = CHECKPOINT_STEPS, progress: bool = True,
-          **overrides: Any) -> dict[str, Any]:
+          resume_from: str | Path | None = None, **overrides: Any) -> dict[str, Any]:
     """Train the organism from scratch and save it (and its intermediate checkpoints) to ``out``.
 
     ``dropout=True`` trains the twin with GPT-2's dropout. ``overrides`` replace entries of
-    :data:`TRAIN` (e.g. ``lr=1e-3``) for experiments.
+    :data:`TRAIN` (e.g. ``lr=1e-3``) for experiments. ``resume_from`` (a phase-1 output directory
+    of the same recipe) skips phase 1: phase 2 starts from saved weights with a new optimizer in
+    both cases, so the result is the same.
     """
-    from tqdm.auto import tqdm
     from transformers import GPT2Config, GPT2LMHeadModel
 
     from ..device import seed_everything
@@ -199,44 +255,35 @@ def train(out: str | Path, seed: int = 0, steps: int | None = None, threads: int
         frac = (step - start) / max(1, hp["steps"] - start)
         return hp["lr"] * (hp["min_lr_frac"] + (1 - hp["min_lr_frac"]) * 0.5 * (1 + math.cos(math.pi * frac)))
 
-    batches = training_batches(tok, seed, hp["batch_size"], vocab_ids(tok), tuple(hp["repeat_len"]))
-    probe = HeadProbe(tok)
     log: dict[str, Any] = {"seed": seed, "config": config, "train": hp, "mixture": MIXTURE,
                            "vocab_size": len(tok), "loss": [], "eval": [], "heads": [], "partial_checkpoint": None}
-    t0 = time.time()
-    bar = tqdm(range(hp["steps"]), desc="training organism", disable=not progress, mininterval=10)
-    ema = None
-    for step in bar:
-        model.train()
-        ids, labels = next(batches)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step)
-        loss = lm_loss(model(input_ids=ids).logits, ids, labels, token_weights(tok, ids, hp["answer_weight"]))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
-        done = step + 1
-        if done % hp["log_every"] == 0:
-            log["loss"].append({"step": done, "loss": round(ema, 4), "time": round(time.time() - t0, 1)})
-            bar.set_postfix(loss=f"{ema:.3f}")
-        if done % hp["eval_every"] == 0 or done == hp["steps"] or done in checkpoint_steps:
-            model.eval()
-            res = evaluate_all(model, n=100, split="test", seed=777)
-            row = {"step": done, **{k: round(v["accuracy"], 4) for k, v in res.items()}}
-            for task in ("ioi", "colored_objects"):
-                row[f"{task}_train"] = round(evaluate_batch(model, make(task, 100, "train", seed=778))["accuracy"], 4)
-            log["eval"].append(row)
-            log["heads"].append({"step": done, **probe.scores(model)})
-            if progress:
-                bar.write(f"step {done} ({time.time() - t0:.0f}s): " + json.dumps(row))
-            partial = (log["partial_checkpoint"] is None and done != hp["steps"]
-                       and PARTIAL[0] <= row["colored_objects"] <= PARTIAL[1])
-            if partial:
-                log["partial_checkpoint"] = f"step{done}"
-            if (done in checkpoint_steps or partial) and done != hp["steps"]:
-                _save(model, tok, out / "checkpoints" / f"step{done}")
+    run = _Run(model, tok, out, log, HeadProbe(tok), checkpoint_steps, progress, hp["answer_weight"])
+    if resume_from is None:
+        batches = training_batches(tok, seed, hp["batch_size"], vocab_ids(tok), tuple(hp["repeat_len"]))
+        run.phase(opt, batches, lr_at, 0, hp["steps"], hp["eval_every"], "training organism")
+    else:  # phase 1's weights, saved exactly: phase 2 below starts afresh from them either way
+        model.load_state_dict(GPT2LMHeadModel.from_pretrained(resume_from).state_dict())
+        prev = Path(resume_from) / "train_log.json"
+        if prev.exists():
+            log.update({k: v for k, v in json.loads(prev.read_text()).items()
+                        if k in ("loss", "eval", "heads", "train_seconds", "partial_checkpoint")})
+        run.t0 -= log.pop("train_seconds", 0.0)
+    if hp["phase2_steps"]:
+        # Phase 2: the same tasks with Colored Objects weighing more, a new AdamW and its own batches.
+        seed_everything(seed + 1)
+        log["mixture2"] = MIXTURE2
+        _save(model, tok, out / "checkpoints" / f"step{hp['steps']}")
+        opt = adamw(model, hp["phase2_lr"], hp["weight_decay"])
+        batches = training_batches(tok, seed + 1, hp["batch_size"], vocab_ids(tok), tuple(hp["repeat_len"]),
+                                   mixture=MIXTURE2)
+        n2 = hp["phase2_steps"]
+
+        def lr2(step: int) -> float:
+            frac = (step - hp["steps"]) / n2
+            return hp["phase2_lr"] * (hp["min_lr_frac"] + (1 - hp["min_lr_frac"]) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+        run.phase(opt, batches, lr2, hp["steps"], hp["steps"] + n2, hp["phase2_eval_every"], "phase 2")
+    t0 = run.t0
     log["train_seconds"] = round(time.time() - t0, 1)
     log["torch"] = torch.__version__
     model.eval()
