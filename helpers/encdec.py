@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .toy import ToyConfig
+from .training import adamw, next_token_loss, torch_threads, train_steps
 
 
 class CrossAttention(nn.Module):
@@ -60,25 +61,13 @@ class EncoderDecoder(nn.Module):
 
 def train_encdec(cfg: ToyConfig, steps: int = 300) -> tuple[EncoderDecoder, list[float]]:
     """Train the encoder-decoder on ``cfg``'s periodic sequences; returns the model and its losses."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         torch.manual_seed(cfg.seed)
         gen = torch.Generator().manual_seed(cfg.seed)
         model = EncoderDecoder(cfg.vocab_size, cfg.n_ctx, cfg.d_model)
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        losses = []
-        for _ in range(steps):
-            tokens = cfg.batch_of(cfg.batch, gen)
-            logits = model(tokens)[:, :-1]
-            loss = F.cross_entropy(logits.reshape(-1, cfg.vocab_size), tokens[:, 1:].reshape(-1))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        return model.eval(), losses
-    finally:
-        torch.set_num_threads(threads)
+        losses = train_steps(model, adamw(model, cfg.lr, cfg.weight_decay), lambda: cfg.batch_of(cfg.batch, gen),
+                             lambda tokens: next_token_loss(model(tokens)[:, :-1], tokens), steps)
+    return model, losses
 
 
 @torch.no_grad()

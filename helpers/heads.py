@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .hooks import layer_norm
+
 
 def _cfg(model):
     cfg = getattr(model, "cfg", None)
@@ -142,9 +144,7 @@ def positional_pattern(model, layer: int, head: int, n_pos: int | None = None) -
     """
     cfg = _cfg(model)
     n_pos = n_pos or cfg.n_ctx
-    resid = model.W_pos[:n_pos] + model.W_E.mean(0)                          # (P, D)
-    resid = resid - resid.mean(-1, keepdim=True)
-    resid = resid / (resid.pow(2).mean(-1, keepdim=True) + cfg.eps).sqrt()  # LayerNorm, folded weights
+    resid = layer_norm(model.W_pos[:n_pos] + model.W_E.mean(0), cfg.eps)   # (P, D); LN weights are folded
     q = resid @ model.W_Q[layer, head] + model.b_Q[layer, head]              # (P, d_head)
     k = resid @ model.W_K[layer, head] + model.b_K[layer, head]
     scores = q @ k.T / cfg.d_head ** 0.5

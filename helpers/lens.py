@@ -1,7 +1,9 @@
-"""Reading the residual stream in vocabulary space: logit lens, direct logit attribution, congruence.
+"""The logit lens: reading the residual stream after each sub-layer in vocabulary space (chapter 3).
 
 All functions take a TransformerBridge in compatibility mode (LayerNorm folded into the weights, so
-the final LayerNorm is a pure centre-and-scale) and work for any model size.
+the final LayerNorm is a pure centre-and-scale) and work for any model size. Direct logit attribution
+and congruence live in :mod:`helpers.attribution`, the token lookup in :mod:`helpers.tasks`; both are
+importable from here too, as the chapters first used them.
 """
 
 from __future__ import annotations
@@ -10,19 +12,13 @@ from collections.abc import Sequence
 
 import torch
 
+from .attribution import direct_logit_attribution, head_outputs, logit_diff_direction, neuron_congruence
+from .hooks import final_ln
+from .tasks import single_token_id as token_id
 
-def token_id(model, word: str) -> int:
-    """The id of ``word`` if it is exactly one token for this model, else a clear ValueError."""
-    toks = model.to_tokens(word, prepend_bos=False)[0]
-    if toks.numel() != 1:
-        pieces = model.to_str_tokens(word, prepend_bos=False)
-        raise ValueError(f"{word!r} is not a single token for this model: it splits into {pieces}")
-    return int(toks[0])
-
-
-def token_ids(model, words: Sequence[str]) -> torch.Tensor:
-    """Ids of several single-token words (each checked)."""
-    return torch.tensor([token_id(model, w) for w in words], dtype=torch.long)
+__all__ = ["direct_logit_attribution", "first_stage", "head_outputs", "lens_accuracy", "logit_diff_direction",
+           "logit_lens", "neuron_congruence", "next_token_targets", "number_values", "residual_stages",
+           "stage_layer", "token_id"]
 
 
 def residual_stages(model, cache, mlp: bool = True) -> tuple[torch.Tensor, list[str]]:
@@ -41,64 +37,16 @@ def residual_stages(model, cache, mlp: bool = True) -> tuple[torch.Tensor, list[
     return torch.stack(stages), labels
 
 
-def final_ln(x: torch.Tensor, eps: float | None = None, model=None) -> torch.Tensor:
-    """The final LayerNorm as compatibility mode leaves it: centre, then divide by the RMS."""
-    eps = eps if eps is not None else (model.cfg.eps if model is not None else 1e-5)
-    x = x - x.mean(-1, keepdim=True)
-    return x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
-
-
 def logit_lens(model, stack: torch.Tensor, token_ids_: torch.Tensor | None = None) -> torch.Tensor:
     """Logits read off each stage of ``stack`` [..., d_model] through ln_final and the unembedding.
 
     With ``token_ids_`` only those columns are computed (cheap for a 50k vocabulary).
     """
-    x = final_ln(stack, model=model)
+    x = final_ln(stack, model)
     W_U, b_U = model.W_U, model.b_U
     if token_ids_ is not None:
         W_U, b_U = W_U[:, token_ids_], b_U[token_ids_]
     return x @ W_U + b_U
-
-
-def logit_diff_direction(model, answer: torch.Tensor, distractor: torch.Tensor) -> torch.Tensor:
-    """Unembedding direction(s) W_U[:, answer] − W_U[:, distractor] -> [..., d_model]."""
-    return (model.W_U[:, answer] - model.W_U[:, distractor]).T
-
-
-def head_outputs(model, cache, pos: torch.Tensor) -> torch.Tensor:
-    """Each head's write to the residual stream at one position per prompt -> [L, H, batch, d_model]."""
-    rows = torch.arange(pos.shape[0])
-    outs = []
-    for layer in range(model.cfg.n_layers):
-        z = cache[f"blocks.{layer}.attn.hook_z"][rows, pos]  # [batch, H, d_head]
-        outs.append(torch.einsum("bhd,hdm->hbm", z, model.W_O[layer]))
-    return torch.stack(outs)
-
-
-def direct_logit_attribution(model, cache, pos: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
-    """Each head's direct effect on ``direction`` (per prompt, [batch, d]) -> [L, H, batch].
-
-    The head's output is divided by the final LayerNorm scale of the full residual (as the logits
-    see it), so the heads' terms add up with the other components to the logit difference.
-    """
-    rows = torch.arange(pos.shape[0])
-    resid = cache[f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"][rows, pos]
-    centred = resid - resid.mean(-1, keepdim=True)
-    scale = (centred.pow(2).mean(-1, keepdim=True) + model.cfg.eps).sqrt()  # [batch, 1]
-    outs = head_outputs(model, cache, pos)  # [L, H, batch, d]
-    outs = outs - outs.mean(-1, keepdim=True)
-    return (outs / scale * direction).sum(-1)
-
-
-def neuron_congruence(model, layer: int, tokens: torch.Tensor | None = None,
-                      neurons: slice | torch.Tensor | None = None) -> torch.Tensor:
-    """W_out[layer] @ W_U: how much each neuron's output raises each token's logit -> [d_mlp, n_tokens].
-
-    ``neurons`` selects rows (a slice or ids), so a search over a large model can go chunk by chunk.
-    """
-    W_U = model.W_U if tokens is None else model.W_U[:, tokens]
-    W_out = model.W_out[layer] if neurons is None else model.W_out[layer][neurons]
-    return W_out @ W_U
 
 
 def next_token_targets(tokens: torch.Tensor, lengths: torch.Tensor, answers: torch.Tensor | None = None

@@ -15,7 +15,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .lens import neuron_congruence
+from .attribution import neuron_congruence
+from .hooks import run_with_capture
 from .tasks import PromptBatch, bos_id, get_tokenizer
 
 Neuron = tuple[int, int]
@@ -79,17 +80,11 @@ def record_stream(model, tokens: torch.Tensor, mask: torch.Tensor, neurons: Sequ
     dev = getattr(model.cfg, "device", None) or "cpu"
     starts = range(0, tokens.shape[0], batch_size)
     for s in tqdm(starts, desc="token stream", disable=not progress or len(starts) == 1):
-        store: dict[int, torch.Tensor] = {}
-
-        def keeper(layer: int, store: dict[int, torch.Tensor] = store):
-            def keep(act, hook):
-                store[layer] = act.detach()
-            return keep
-
-        logits = model.run_with_hooks(tokens[s:s + batch_size].to(dev),
-                                      fwd_hooks=[(f"blocks.{i}.mlp.hook_post", keeper(i)) for i in layers])
+        logits, store = run_with_capture(model, tokens[s:s + batch_size].to(dev),
+                                         [f"blocks.{i}.mlp.hook_post" for i in layers], clone=False)
         tops.append(logits.argmax(-1).cpu())
-        acts.append(torch.stack([store[layer][..., idx].float().cpu() for layer, idx in neurons]))
+        acts.append(torch.stack([store[f"blocks.{layer}.mlp.hook_post"][..., idx].float().cpu()
+                                 for layer, idx in neurons]))
     return StreamRecord(tokens, mask, neurons, torch.cat(acts, 1), torch.cat(tops))
 
 

@@ -1,4 +1,6 @@
-"""Device, dtype and seeding: the same code runs on CUDA, Apple MPS or the CPU.
+"""Where and how the book runs: device, dtype, seeding, batch sizes from free memory, a one-line description.
+
+The same code runs on CUDA, Apple MPS or the CPU.
 
 Set ``CIRCUITS_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``, ``mps``) to override the automatic
 choice, and ``CIRCUITS_DTYPE`` (``float32``, ``float16``, ``bfloat16``) to override the dtype.
@@ -15,11 +17,18 @@ import torch
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-def get_device(prefer: str | None = None) -> torch.device:
-    """Pick the device: explicit argument > ``$CIRCUITS_DEVICE`` > cuda > mps > cpu."""
-    choice = prefer or os.environ.get("CIRCUITS_DEVICE")
+def get_device(prefer: str | torch.device | None = None) -> torch.device:
+    """Pick the device: explicit argument > ``$CIRCUITS_DEVICE`` > cuda > mps > cpu.
+
+    An argument and the environment variable are checked alike: a device this machine lacks is a clear
+    error naming it, whichever way it was asked for.
+    """
+    choice = str(prefer) if prefer is not None else os.environ.get("CIRCUITS_DEVICE")
     if choice:
-        dev = torch.device(choice)
+        try:
+            dev = torch.device(choice)
+        except RuntimeError as err:
+            raise ValueError(f"device {choice!r} is not a device name (cpu, cuda, cuda:1, mps): {err}") from None
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(f"device {choice!r} was requested but CUDA is not available here")
         if dev.type == "mps" and not torch.backends.mps.is_available():
@@ -32,12 +41,22 @@ def get_device(prefer: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-def get_dtype(device: torch.device | str | None = None) -> torch.dtype:
-    """float32 everywhere unless ``$CIRCUITS_DTYPE`` says otherwise (findings are asserted in fp32)."""
-    name = os.environ.get("CIRCUITS_DTYPE", "float32")
-    if name not in _DTYPES:
-        raise ValueError(f"CIRCUITS_DTYPE={name!r}: expected one of {sorted(_DTYPES)}")
-    return _DTYPES[name]
+def get_dtype(device: torch.device | str | None = None, prefer: str | torch.dtype | None = None) -> torch.dtype:
+    """The dtype: explicit ``prefer`` (a torch dtype or its name) > ``$CIRCUITS_DTYPE`` > float32.
+
+    Findings are asserted in float32; float16 and bfloat16 give the same top-1 on the chapters' tasks
+    (``tests/test_bad_inputs.py``). A name is checked the same way from either source.
+    """
+    if isinstance(prefer, torch.dtype):
+        if prefer not in _DTYPES.values():
+            raise ValueError(f"dtype {prefer}: expected one of {sorted(_DTYPES)}")
+        return prefer
+    name, where = (prefer, "dtype") if prefer is not None else (os.environ.get("CIRCUITS_DTYPE", "float32"),
+                                                               "CIRCUITS_DTYPE")
+    key = str(name).removeprefix("torch.")
+    if key not in _DTYPES:
+        raise ValueError(f"{where}={name!r}: expected one of {sorted(_DTYPES)}")
+    return _DTYPES[key]
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:

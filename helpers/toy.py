@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
+from .training import adamw, next_token_loss, torch_threads, train_steps
 from .transformer import Transformer, TransformerConfig
 
 DISTRIBUTIONS = ("periodic", "shifted")
@@ -90,43 +90,17 @@ class ToyRun:
 def train_toy(cfg: ToyConfig, progress: bool = True, threads: int | None = 1) -> ToyRun:
     """Train an attention-only transformer on ``cfg``'s periodic sequences (AdamW, constant lr).
 
-    ``threads``: torch CPU threads while training (restored after). One is the fastest for a model this
-    small, and on a shared machine extra threads spin: 200 steps took 4 s on 1 thread, 13-250 s on 2.
-    ``None`` leaves torch's setting alone.
+    ``threads``: torch CPU threads while training (see :func:`helpers.training.torch_threads`); ``None``
+    leaves torch's setting alone.
     """
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        return _train(cfg, progress)
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _train(cfg: ToyConfig, progress: bool) -> ToyRun:
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    model = Transformer(cfg.model_config())
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]  # weights and embeddings decay
-    rest = [p for n, p in model.named_parameters() if p.dim() < 2]    # LayerNorm gains and biases do not
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": rest, "weight_decay": 0.0}], lr=cfg.lr)
-    run = ToyRun(cfg, model)
-    bar = tqdm(range(cfg.steps), desc=f"training ({cfg.distribution}, seed {cfg.seed})", disable=not progress,
-               mininterval=1.0)
-    model.train()
-    for step in bar:
-        tokens = cfg.batch_of(cfg.batch, gen)
-        logits = model(tokens[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, cfg.vocab_size), tokens[:, 1:].reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        run.losses.append(loss.item())
-        if step % 100 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-    model.eval()
-    return run
+    with torch_threads(threads):
+        torch.manual_seed(cfg.seed)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        model = Transformer(cfg.model_config())
+        losses = train_steps(model, adamw(model, cfg.lr, cfg.weight_decay), lambda: cfg.batch_of(cfg.batch, gen),
+                             lambda tokens: next_token_loss(model(tokens[:, :-1]), tokens), cfg.steps,
+                             desc=f"training ({cfg.distribution}, seed {cfg.seed})" if progress else None)
+    return ToyRun(cfg, model, losses)
 
 
 def phase_change_step(losses: list[float], window: int = 50) -> int:

@@ -1,7 +1,7 @@
 """A decoder-only transformer written from scratch, with the GPT-2 architecture (chapter 1).
 
-Read top to bottom: config, layer norm, attention, MLP, block, model; then the two functions that
-copy weights to and from Hugging Face's ``GPT2LMHeadModel``. GPT-2 is a pre-LN decoder: each block
+Read top to bottom: config, layer norm, attention, MLP, block, model; then the export of its weights
+to Hugging Face's ``GPT2LMHeadModel`` (the tests hold the way back). GPT-2 is a pre-LN decoder: each block
 adds ``attn(ln_1(x))`` then ``mlp(ln_2(x))`` to the residual stream; positions are learned vectors
 added to the token embeddings; the MLP uses the tanh approximation of GELU ("gelu_new"); the
 unembedding is the transposed token embedding (tied), unless ``tie_weights=False``.
@@ -186,22 +186,7 @@ def to_hf_config(cfg: TransformerConfig):
                       initializer_range=cfg.init_std)
 
 
-def from_hf_config(hf_cfg, attn_only: bool = False) -> TransformerConfig:
-    """Our config for a ``GPT2Config`` (rejects what this implementation does not do)."""
-    act = getattr(hf_cfg, "activation_function", "gelu_new")
-    if act != "gelu_new":
-        raise ValueError(f"only activation_function='gelu_new' is implemented, got {act!r}")
-    if getattr(hf_cfg, "scale_attn_by_inverse_layer_idx", False) or getattr(hf_cfg, "reorder_and_upcast_attn",
-                                                                              False):
-        raise ValueError("scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn are not implemented")
-    return TransformerConfig(vocab_size=hf_cfg.vocab_size, n_ctx=hf_cfg.n_positions, d_model=hf_cfg.n_embd,
-                             n_layers=hf_cfg.n_layer, n_heads=hf_cfg.n_head,
-                             d_mlp=hf_cfg.n_inner or 4 * hf_cfg.n_embd, attn_only=attn_only,
-                             tie_weights=bool(getattr(hf_cfg, "tie_word_embeddings", True)),
-                             layer_norm_eps=hf_cfg.layer_norm_epsilon)
-
-
-def _pairs(model: Transformer, hf) -> list[tuple[torch.Tensor | None, torch.Tensor, bool]]:
+def hf_weight_pairs(model: Transformer, hf) -> list[tuple[torch.Tensor | None, torch.Tensor, bool]]:
     """(our tensor, HF tensor, transpose?) for every weight. HF's GPT-2 uses ``Conv1D`` layers whose
     weight is (in, out), the transpose of ``nn.Linear``'s (out, in). ``None``: MLP of an attn-only model."""
     t = hf.transformer
@@ -231,7 +216,7 @@ def to_hf(model: Transformer):
     from transformers import GPT2LMHeadModel
 
     hf = GPT2LMHeadModel(to_hf_config(model.cfg)).eval()
-    for ours, theirs, transpose in _pairs(model, hf):
+    for ours, theirs, transpose in hf_weight_pairs(model, hf):
         if ours is None:  # attn-only: handled below
             continue
         theirs.copy_(ours.T if transpose else ours)
@@ -240,23 +225,6 @@ def to_hf(model: Transformer):
             for p in (block.mlp.c_fc.weight, block.mlp.c_fc.bias, block.mlp.c_proj.weight, block.mlp.c_proj.bias):
                 p.zero_()
     return hf
-
-
-@torch.no_grad()
-def from_hf(hf, attn_only: bool = False) -> Transformer:
-    """Our ``Transformer`` with the weights of a ``GPT2LMHeadModel``.
-
-    With ``attn_only=True`` the HF model's MLPs must be exactly zero (as ``to_hf`` writes them).
-    """
-    cfg = from_hf_config(hf.config, attn_only=attn_only)
-    model = Transformer(cfg).eval()
-    for ours, theirs, transpose in _pairs(model, hf):
-        if ours is None:
-            if theirs.dim() == 2 and theirs.abs().max() > 0:
-                raise ValueError("attn_only=True but the Hugging Face model has non-zero MLP weights")
-            continue
-        ours.copy_(theirs.T if transpose else theirs)
-    return model
 
 
 def export_gpt2(model: Transformer, out_dir: str | Path) -> Path:

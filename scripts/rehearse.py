@@ -36,14 +36,14 @@ SIZES = {"small": (12, 12, 768), "medium": (24, 16, 1024), "large": (36, 20, 128
 
 #: Chapter -> (rehearsal size, parameters beyond the model names). The source's model: ch1 GPT-2 small
 #: (its GPT-2 section), ch2 GPT-2 large, ch3 GPT-2 XL (rehearsed at small: the chapter says small also
-#: works online), ch4 GPT-2 small, ch5 GPT-2 medium. Ch2's corpus and prompt counts are reduced at
-#: large size so that one CPU thread finishes in minutes; the report says so.
+#: works online), ch4 GPT-2 small, ch5 GPT-2 medium. Prompt and corpus counts are reduced (chapters 2-5)
+#: so that one shared CPU thread finishes each chapter in minutes; the report says so.
 CHAPTERS: dict[str, tuple[str, dict]] = {
     "01_induction_heads": ("small", {}),
     "02_an_neuron": ("large", {"N_PROMPTS": 8, "N_TEXTS": 60}),
-    "03_debugging": ("small", {}),
-    "04_ioi_circuit": ("small", {}),
-    "05_circuit_reuse": ("medium", {}),
+    "03_debugging": ("small", {"N_PER_TASK": 20, "N_COUNTING": 50}),
+    "04_ioi_circuit": ("small", {"N_PROMPTS": 16}),
+    "05_circuit_reuse": ("medium", {"N_PROMPTS": 16, "N_EVAL": 64}),
 }
 MODEL_PARAMS = ("MODEL", "GPT2_MODEL")
 
@@ -159,24 +159,39 @@ class PeakRSS:
 
 
 def run_chapter(name: str, size: str, extra: dict, out_dir: Path, timeout: int = 7200) -> dict:
-    """Execute one chapter with its model names mapped to the rehearsal model; time, peak RSS, asserts."""
+    """Execute one chapter with its model names mapped to the rehearsal model; time, peak RSS, asserts.
+
+    ``size="organism"`` runs the chapter on its own default model instead (with ``$CIRCUITS_DTYPE``: the
+    half-precision check of every helper the chapter calls).
+    """
     import nbformat
     from nbclient import NotebookClient
     from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
 
-    model_dir = str(build(size))
+    model_dir = None if size == "organism" else str(build(size))
     nb = load_notebook_node(str(BOOK / f"{name}.ipynb"))  # papermill's reader: every cell gets its tags
     declared = {n for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])
                 for n in _assigned(c.source)}
-    params = {k: model_dir for k in MODEL_PARAMS if k in declared}
+    params = {k: model_dir for k in MODEL_PARAMS if k in declared and model_dir}
     params.update({k: v for k, v in extra.items() if k in declared})
     nb = parameterize_notebook(nb, params, report_mode=False)
     nb.cells.insert(0, nbformat.v4.new_code_cell(_SOFT_ASSERTS))
     nb.cells.append(nbformat.v4.new_code_cell(_REPORT))
     os.environ.update({"CIRCUITS_DEVICE": "cpu", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                        "MPLBACKEND": "Agg", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(BOOK)}})
+    progress = out_dir / f"{name}-{size}-{os.environ.get('CIRCUITS_DTYPE', 'float32')}.progress"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+
+    def on_cell(cell, cell_index, **_):  # one line a cell: where a long run is, and how long each cell took
+        with open(progress, "a") as fh:
+            fh.write(f"{time.perf_counter() - t_start:8.1f}s cell {cell_index}/{len(nb.cells)}: "
+                     f"{cell.source.splitlines()[0][:80] if cell.source else ''}\n")
+
+    progress.write_text("")
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(BOOK)}},
+                            on_cell_executed=on_cell)
     error = None
     t0 = time.perf_counter()
     with PeakRSS() as mem:
@@ -186,13 +201,13 @@ def run_chapter(name: str, size: str, extra: dict, out_dir: Path, timeout: int =
             error = f"{type(err).__name__}: {str(err)[-3000:]}"
     seconds = time.perf_counter() - t0
     out_dir.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, out_dir / f"{name}-{size}.ipynb")
+    nbformat.write(nb, out_dir / f"{name}-{size}-{os.environ.get('CIRCUITS_DTYPE', 'float32')}.ipynb")
     asserts: list[str] = []
     for out in nb.cells[-1].get("outputs", []):
         for line in out.get("text", "").splitlines():
             if line.startswith("REHEARSAL_ASSERTS "):
                 asserts = json.loads(line.split(" ", 1)[1])
-    return {"chapter": name, "size": size, "params": {k: v for k, v in params.items() if k not in MODEL_PARAMS},
+    return {"chapter": name, "size": size, "dtype": os.environ.get("CIRCUITS_DTYPE", "float32"), "params": {k: v for k, v in params.items() if k not in MODEL_PARAMS},
             "seconds": round(seconds, 1), "peak_rss_gb": round(mem.peak / 1024**3, 2),
             "findings_not_holding": asserts, "error": error}
 
@@ -210,7 +225,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("chapters", nargs="*", help="chapter prefixes (01 … 05); default: all")
     ap.add_argument("--build", nargs="*", choices=sorted(SIZES), help="only save these rehearsal models")
-    ap.add_argument("--size", choices=sorted(SIZES), help="rehearse at this size instead of the source's")
+    ap.add_argument("--size", choices=sorted(SIZES) + ["organism"],
+                    help="rehearse at this size instead of the source's ('organism': the chapter's own model)")
+    ap.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], help="CIRCUITS_DTYPE for the run")
     ap.add_argument("--json", type=Path, help="append the results (one JSON object a line) to this file")
     ap.add_argument("--out", type=Path, default=CACHE / "runs", help="where the executed notebooks go")
     args = ap.parse_args()
@@ -224,7 +241,12 @@ def main() -> None:
     for name in chosen:
         size, extra = CHAPTERS[name]
         size = args.size or size
-        print(f"--- {name} on a random-weight GPT-2 {size} ({CACHE / f'gpt2-{size}'})", flush=True)
+        if args.dtype:
+            os.environ["CIRCUITS_DTYPE"] = args.dtype
+        if size == "organism":
+            extra = {}
+        print(f"--- {name} on {size if size == 'organism' else f'a random-weight GPT-2 {size}'} "
+              f"({os.environ.get('CIRCUITS_DTYPE', 'float32')})", flush=True)
         res = run_chapter(name, size, extra, args.out)
         print(f"{res['seconds']:.0f}s, peak RSS {res['peak_rss_gb']:.2f} GB, params {res['params']}", flush=True)
         for a in res["findings_not_holding"]:

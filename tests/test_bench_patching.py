@@ -39,7 +39,7 @@ import torch
 
 from helpers import load_model
 from helpers import patching as P
-from helpers.models import ORGANISM_DIR, save_random_gpt2
+from helpers.loading import ORGANISM_DIR
 
 
 def _time(fn, repeat: int = 1):
@@ -72,8 +72,8 @@ def compare(name, model, clean, corrupt, variants, metric, hooks, floor, capsys=
 
 
 @pytest.fixture(scope="module")
-def gpt2_small_shaped(tmp_path_factory):
-    d = save_random_gpt2(tmp_path_factory.mktemp("gpt2s"), "small")
+def gpt2_small_shaped(tmp_path_factory, random_gpt2):
+    d = random_gpt2(tmp_path_factory.mktemp("gpt2s"), "small")
     return load_model(str(d), device="cpu", verbose=False)
 
 

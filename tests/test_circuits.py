@@ -201,11 +201,9 @@ def test_find_circuit_matches_path_patching(setup):
     assert strict.direct_heads == [] and strict.feeders.empty and strict.heads == []
 
 
-def test_find_circuit_recurses(tmp_path):
-    from helpers.models import save_random_gpt2
-
+def test_find_circuit_recurses(tmp_path, random_gpt2):
     torch.set_num_threads(1)
-    model = load_model(str(save_random_gpt2(tmp_path, "tiny", vocab_size=97, n_layer=3, n_head=2)),
+    model = load_model(str(random_gpt2(tmp_path, "tiny", vocab_size=97, n_layer=3, n_head=2)),
                        device="cpu", verbose=False)
     metric = P.logit_diff_metric(torch.tensor([5, 6, 7]), torch.tensor([8, 9, 10]))
     for seed in range(20):  # prompts on which the last layer's heads have the largest direct effects

@@ -33,10 +33,8 @@ def uniform_model(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def gpt2_shaped(tmp_path_factory):
-    from helpers.models import save_random_gpt2
-
-    return helpers.load_model(str(save_random_gpt2(tmp_path_factory.mktemp("g"), size="tiny")), verbose=False)
+def gpt2_shaped(tmp_path_factory, random_gpt2):
+    return helpers.load_model(str(random_gpt2(tmp_path_factory.mktemp("g"), size="tiny")), verbose=False)
 
 
 def test_uniform_attention_gives_the_exact_scores(uniform_model):

@@ -11,7 +11,7 @@ import shutil
 import pytest
 import torch
 
-from helpers.models import ORGANISM_DIR, ChecksumError, load_model, save_random_gpt2
+from helpers.loading import ORGANISM_DIR, ChecksumError, load_model
 from helpers.organism import build_tokenizer
 from helpers.tasks import make
 from helpers.tasks.evaluate import evaluate_batch, evaluate_induction
@@ -56,10 +56,10 @@ def test_organism_clears_the_bar_quickly(organism):
     assert evaluate_induction(organism, n=20, seed=5)["accuracy"] >= 0.9  # the bar; it measures 1.0
 
 
-def test_gpt2_small_shaped_model_runs_every_generator(tmp_path):
+def test_gpt2_small_shaped_model_runs_every_generator(tmp_path, random_gpt2):
     tok = build_tokenizer()
-    out = save_random_gpt2(tmp_path / "gpt2_small_random", "small", vocab_size=len(tok),
-                           bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    out = random_gpt2(tmp_path / "gpt2_small_random", "small", vocab_size=len(tok),
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
     tok.save_pretrained(out)
     model = load_model(str(out), device="cpu", verbose=False)
     assert (model.cfg.n_layers, model.cfg.n_heads, model.cfg.d_model) == (12, 12, 768)
@@ -76,7 +76,7 @@ def test_gpt2_small_shaped_model_runs_every_generator(tmp_path):
 
 
 def test_training_is_deterministic(tmp_path):
-    from helpers.models import sha256_file
+    from helpers.loading import sha256_file
     from helpers.organism import train
 
     logs = [train(tmp_path / name, seed=3, steps=3, checkpoint_steps=(), progress=False) for name in "ab"]

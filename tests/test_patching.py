@@ -3,7 +3,10 @@ import torch
 
 from helpers import load_model
 from helpers import patching as P
-from helpers.models import ORGANISM_DIR, save_random_gpt2
+from helpers.loading import ORGANISM_DIR
+from helpers.patching.bridge import bridge_start, resume_states
+from helpers.patching.gpt2_blocks import GPT2Blocks
+from helpers.patching.suffix import SuffixEngine, plan_suffix, suffix_start, suffix_starts
 
 
 @pytest.fixture(scope="module")
@@ -90,16 +93,16 @@ def test_resuming_mid_model_is_exact_and_used(setup):
     hooks = _hooks(model) + ["hook_embed"]
     src = P.cache_activations(model, clean, hooks)
     # the resume path is available on GPT-2-style blocks (its self-check passed)
-    assert set(P._resume_states(model, corrupt, {(0, 0), (1, 1)})) == {(0, 0), (1, 1)}
+    assert set(resume_states(model, corrupt, {(0, 0), (1, 1)})) == {(0, 0), (1, 1)}
     mixed = (P.head_variants(2, 4)[0] + P.neuron_variants(1, 256)[0][:20]
              + [[P.Site("hook_embed", (slice(None),))], [], [P.Site("blocks.1.hook_resid_pre", (3,))]])
     fast = P.patch_sweep(model, corrupt, src, mixed, metric, chunk_size=7, progress=False)
     full = P.patch_sweep(model, corrupt, src, mixed, metric, chunk_size=7, progress=False, skip_unpatched=False)
     slow = P.patch_one_by_one(model, corrupt, src, mixed, metric)
     assert (fast - slow).abs().max() < 1e-5 and (full - slow).abs().max() < 1e-5
-    assert P._start_of([P.Site("blocks.1.mlp.hook_post", (0, 1))]) == (1, 1)
-    assert P._start_of([P.Site("blocks.1.mlp.hook_post", (0, 1)), P.Site("blocks.1.attn.hook_z", (0, 0))]) == (1, 0)
-    assert P._start_of([P.Site("hook_embed", (0,))]) == (-1, 0)
+    assert bridge_start([P.Site("blocks.1.mlp.hook_post", (0, 1))]) == (1, 1)
+    assert bridge_start([P.Site("blocks.1.mlp.hook_post", (0, 1)), P.Site("blocks.1.attn.hook_z", (0, 0))]) == (1, 0)
+    assert bridge_start([P.Site("hook_embed", (0,))]) == (-1, 0)
 
 
 def test_last_mlp_shortcut_matches_loop_for_means_positions_and_ragged_answers(setup):
@@ -115,9 +118,9 @@ def test_last_mlp_shortcut_matches_loop_for_means_positions_and_ragged_answers(s
         assert (fast - slow).abs().max() < 1e-5
 
 
-# --------------------------------------------------------------------------- the suffix-only fast path
+# --------------------------------------------------------------------------- the suffix engine
 # Every case compares patch_sweep with the one-forward-per-variant loop to 1e-5, on the shipped organism
-# and on the tiny random GPT-2, and checks that the plain-torch suffix path really ran.
+# and on the tiny random GPT-2, and checks that the plain-torch suffix engine really ran.
 
 def _pair_for(model, batch: int, n_pos: int, first_diff: int, seed: int = 1):
     g = torch.Generator().manual_seed(seed)
@@ -148,12 +151,12 @@ def fast_case(request, tiny_gpt2_dir):
 def fast_runs(monkeypatch):
     """Counts the variants run by the suffix path (the self-check's runs included)."""
     count = {"variants": 0}
-    run = P._FastSweep.run
+    run = SuffixEngine.run
 
     def counting(self, start, K, *args):
         count["variants"] += K
         return run(self, start, K, *args)
-    monkeypatch.setattr(P._FastSweep, "run", counting)
+    monkeypatch.setattr(SuffixEngine, "run", counting)
     return count
 
 
@@ -222,7 +225,7 @@ def test_fast_path_leaves_resid_mid_to_the_bridge(fast_case):
     # the bridge path, where the loop's semantics hold by construction.
     model, _, corrupt, metric, src = fast_case
     variants = [[P.Site(f"blocks.{i}.hook_resid_mid", (q,))] for i in range(2) for q in (3, 9)]
-    assert P._fast_starts(model, variants, {k: v.shape for k, v in src.items()}, corrupt.shape[1]) == {}
+    assert suffix_starts(model, variants, {k: v.shape for k, v in src.items()}, corrupt.shape[1]) == {}
     _agree(model, corrupt, src, variants + [[P.Site("blocks.0.attn.hook_z", (4, 1))]], metric)
 
 
@@ -231,36 +234,36 @@ def test_no_op_patches_are_found_exactly(fast_case):
     T = corrupt.shape[1]
     p = P.as_positions(-1, 4, T)
     hooks = ["blocks.0.attn.hook_z", "blocks.1.mlp.hook_post"]
-    fast = P._FastSweep(model, P._FastGPT2(model), corrupt, p, hooks)
-    differs = {h: (src[h] != fast.base_acts[h]).any(0) for h in hooks}
+    engine = SuffixEngine(model, GPT2Blocks(model), corrupt, p, hooks)
+    differs = {h: (src[h] != engine.base_acts[h]).any(0) for h in hooks}
     z, post = (P.Site(h, i) for h, i in zip(hooks, [(slice(0, 3), 1), (slice(None), 3)], strict=True))
-    assert P._effective_start([z], differs, T) is None          # clean and corrupted agree before 3
-    assert P._effective_start([z, post], differs, T) == (1, 2, 3)
-    assert P._effective_start([P.Site(hooks[0], (slice(None), 1))], differs, T) == (0, 1, 3)
+    assert suffix_start([z], T, differs) is None          # clean and corrupted agree before 3
+    assert suffix_start([z, post], T, differs) == (1, 2, 3)
+    assert suffix_start([P.Site(hooks[0], (slice(None), 1))], T, differs) == (0, 1, 3)
 
 
 HOOKS3 = ["blocks.0.attn.hook_z", "blocks.1.attn.hook_z", "blocks.1.mlp.hook_post"]
 
 
-def test_fast_path_falls_back_when_not_exact(tiny_gpt2_dir, tmp_path, monkeypatch):
+def test_fast_path_falls_back_when_not_exact(tiny_gpt2_dir, tmp_path, monkeypatch, random_gpt2):
     # (1) a model the plain-torch blocks do not describe: the sweep uses the bridge and still agrees
-    d = save_random_gpt2(tmp_path / "inv", "tiny", vocab_size=97, scale_attn_by_inverse_layer_idx=True)
+    d = random_gpt2(tmp_path / "inv", "tiny", vocab_size=97, scale_attn_by_inverse_layer_idx=True)
     odd = load_model(str(d), device="cpu", verbose=False)
     clean, corrupt, metric = _pair_for(odd, 3, 8, first_diff=2)
     src = P.cache_activations(odd, clean, HOOKS3)
     variants = P.head_variants(2, 4, n_pos=8)[0] + P.neuron_variants(1, odd.cfg.d_mlp, pos=7)[0][:20]
     shapes = {k: v.shape for k, v in src.items()}
     p = P.as_positions(-1, 3, 8)
-    assert P._fast_sweep(odd, corrupt, p, src, variants, P._fast_starts(odd, variants, shapes, 8), shapes) is None
+    assert plan_suffix(odd, corrupt, p, src, variants, suffix_starts(odd, variants, shapes, 8), shapes) is None
     _agree(odd, corrupt, src, variants, metric)
     # (2) a plain-torch path that is wrong (here: a sabotaged MLP) fails the once-per-sweep check
     model = load_model(str(tiny_gpt2_dir), device="cpu", verbose=False)
     src = P.cache_activations(model, clean, HOOKS3)
-    fast_at = P._fast_starts(model, variants, shapes, 8)
-    assert P._fast_sweep(model, corrupt, p, src, variants, fast_at, shapes) is not None
-    mlp = P._FastGPT2.mlp
-    monkeypatch.setattr(P._FastGPT2, "mlp", lambda self, layer, x, patch: mlp(self, layer, x, patch) + 1e-2)
-    assert P._fast_sweep(model, corrupt, p, src, variants, fast_at, shapes) is None
+    runnable = suffix_starts(model, variants, shapes, 8)
+    assert plan_suffix(model, corrupt, p, src, variants, runnable, shapes) is not None
+    mlp = GPT2Blocks.mlp
+    monkeypatch.setattr(GPT2Blocks, "mlp", lambda self, layer, x, patch: mlp(self, layer, x, patch) + 1e-2)
+    assert plan_suffix(model, corrupt, p, src, variants, runnable, shapes) is None
     _agree(model, corrupt, src, variants, metric)
 
 
@@ -320,4 +323,4 @@ def test_answer_logit_metric():
     m = P.answer_logit_metric(ans, reduce=False)
     want = logits[:, [0, 1, 2], ans] - logits.mean(-1)
     assert torch.allclose(m(logits), want) and torch.allclose(P.answer_logit_metric(ans)(logits), want.mean(-1))
-    assert not hasattr(m, "tokens")  # it reads the whole vocabulary
+    assert m.tokens is None  # it reads the whole vocabulary

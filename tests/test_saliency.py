@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from helpers import load_model, saliency
-from helpers.models import ORGANISM_DIR
+from helpers.loading import ORGANISM_DIR
 
 
 @pytest.fixture(scope="module")

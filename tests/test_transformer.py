@@ -3,7 +3,39 @@
 import pytest
 import torch
 
-from helpers.transformer import Transformer, TransformerConfig, export_gpt2, from_hf, to_hf
+from helpers.transformer import Transformer, TransformerConfig, export_gpt2, hf_weight_pairs, to_hf
+
+
+def from_hf_config(hf_cfg, attn_only: bool = False) -> TransformerConfig:
+    """Our config for a ``GPT2Config`` (rejects what this implementation does not do)."""
+    act = getattr(hf_cfg, "activation_function", "gelu_new")
+    if act != "gelu_new":
+        raise ValueError(f"only activation_function='gelu_new' is implemented, got {act!r}")
+    if getattr(hf_cfg, "scale_attn_by_inverse_layer_idx", False) or getattr(hf_cfg, "reorder_and_upcast_attn",
+                                                                              False):
+        raise ValueError("scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn are not implemented")
+    return TransformerConfig(vocab_size=hf_cfg.vocab_size, n_ctx=hf_cfg.n_positions, d_model=hf_cfg.n_embd,
+                             n_layers=hf_cfg.n_layer, n_heads=hf_cfg.n_head,
+                             d_mlp=hf_cfg.n_inner or 4 * hf_cfg.n_embd, attn_only=attn_only,
+                             tie_weights=bool(getattr(hf_cfg, "tie_word_embeddings", True)),
+                             layer_norm_eps=hf_cfg.layer_norm_epsilon)
+
+
+@torch.no_grad()
+def from_hf(hf, attn_only: bool = False) -> Transformer:
+    """Our ``Transformer`` with the weights of a ``GPT2LMHeadModel``.
+
+    With ``attn_only=True`` the HF model's MLPs must be exactly zero (as ``to_hf`` writes them).
+    """
+    cfg = from_hf_config(hf.config, attn_only=attn_only)
+    model = Transformer(cfg).eval()
+    for ours, theirs, transpose in hf_weight_pairs(model, hf):
+        if ours is None:
+            if theirs.dim() == 2 and theirs.abs().max() > 0:
+                raise ValueError("attn_only=True but the Hugging Face model has non-zero MLP weights")
+            continue
+        ours.copy_(theirs.T if transpose else theirs)
+    return model
 
 
 def _random_model(**kw) -> Transformer:
@@ -80,8 +112,6 @@ def test_too_long_input_is_a_clear_error():
 
 def test_unsupported_hf_config_is_rejected():
     from transformers import GPT2Config
-
-    from helpers.transformer import from_hf_config
 
     with pytest.raises(ValueError, match="gelu_new"):
         from_hf_config(GPT2Config(activation_function="relu"))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 
-from . import PromptBatch, article, rng_of, span_of
+from .batch import PromptBatch, article, rng_of, span_of
 
 #: Noun categories: (vowel-initial nouns, consonant-initial nouns).
 NOUNS = {

@@ -16,7 +16,7 @@ import random
 
 import torch
 
-from . import PromptBatch, article, rng_of, span_of
+from .batch import PromptBatch, article, rng_of, span_of
 
 COLORS = ["red", "blue", "green", "yellow", "black", "white", "orange", "purple", "pink", "brown",
           "grey", "silver", "gold"]
@@ -163,7 +163,7 @@ def targets(batch: PromptBatch) -> torch.Tensor:
 
 def listed_color_ids(model_or_tokenizer, batch: PromptBatch) -> torch.Tensor:
     """Token ids of the three listed colors, in listed order -> [B, 3] (each must be one token)."""
-    from . import single_token_ids
+    from .batch import single_token_ids
 
     return torch.tensor([single_token_ids(model_or_tokenizer, [" " + c for c in m["colors"]]) for m in batch.meta])
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 
-from . import PromptBatch, rng_of
+from .batch import PromptBatch, rng_of
 
 MAX_NUMBER = 30
 #: Frames around the sequence; the last occurs only in the test split (a phrasing never trained on).

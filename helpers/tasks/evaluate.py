@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 
-from . import PromptBatch, make
+from . import make
+from .batch import PromptBatch
 from .repeats import generate_tokens, second_copy_targets
 
 
@@ -30,7 +31,7 @@ def evaluate_batch(model: Any, batch: PromptBatch, batch_size: int = 256) -> dic
     tok = getattr(model, "tokenizer", None) or model  # for the colored-objects rivals
     rivals = None
     if batch.task == "colored_objects":
-        from . import single_token_ids
+        from .batch import single_token_ids
         rivals = torch.tensor([single_token_ids(tok, [" " + c for c in m["other_colors"]]) for m in batch.meta],
                               device=enc.tokens.device)
     beats, top1, diffs = [], [], []

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import random
 
-from . import PromptBatch, article, rng_of
 from .articles import NOUNS
+from .batch import PromptBatch, article, rng_of
 from .colored_objects import OBJECTS as CO_OBJECTS
 from .colored_objects import SURFACES
 from .ioi import NAMES, PLACES

@@ -27,7 +27,7 @@ import dataclasses
 import random
 from dataclasses import dataclass
 
-from . import PromptBatch, article, rng_of, span_of
+from .batch import PromptBatch, article, rng_of, span_of
 
 NAMES = ["Mary", "John", "Alice", "Bob", "Tom", "James", "Sarah", "Emma", "David", "Michael",
          "Anna", "Paul", "Peter", "Kate", "Lisa", "Mark", "Laura", "Daniel", "Rachel", "Susan",

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from . import bos_id, get_tokenizer
+from .batch import bos_id, get_tokenizer
 
 
 def vocab_ids(model_or_tokenizer: Any) -> torch.Tensor:

@@ -1,63 +1,63 @@
 import pytest
 import torch
 
-from helpers import device as dev
+from helpers import runtime
 
 
 def test_cpu_when_no_accelerator(monkeypatch):
     monkeypatch.delenv("CIRCUITS_DEVICE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    assert dev.get_device() == torch.device("cpu")
+    assert runtime.get_device() == torch.device("cpu")
 
 
 def test_cuda_preferred_over_mps(monkeypatch):
     monkeypatch.delenv("CIRCUITS_DEVICE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
-    assert dev.get_device() == torch.device("cuda")
+    assert runtime.get_device() == torch.device("cuda")
 
 
 def test_mps_when_no_cuda(monkeypatch):
     monkeypatch.delenv("CIRCUITS_DEVICE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
-    assert dev.get_device() == torch.device("mps")
+    assert runtime.get_device() == torch.device("mps")
 
 
 def test_env_override(monkeypatch):
     monkeypatch.setenv("CIRCUITS_DEVICE", "cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert dev.get_device() == torch.device("cpu")
+    assert runtime.get_device() == torch.device("cpu")
 
 
 def test_unavailable_override_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("CIRCUITS_DEVICE", "cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(RuntimeError, match="CUDA is not available"):
-        dev.get_device()
+        runtime.get_device()
 
 
 def test_dtype_override(monkeypatch):
     monkeypatch.setenv("CIRCUITS_DTYPE", "bfloat16")
-    assert dev.get_dtype() == torch.bfloat16
+    assert runtime.get_dtype() == torch.bfloat16
     monkeypatch.setenv("CIRCUITS_DTYPE", "float8")
     with pytest.raises(ValueError, match="CIRCUITS_DTYPE"):
-        dev.get_dtype()
+        runtime.get_dtype()
 
 
 def test_seeding_is_reproducible():
-    dev.seed_everything(123)
+    runtime.seed_everything(123)
     a = torch.randn(5)
-    dev.seed_everything(123)
+    runtime.seed_everything(123)
     assert torch.equal(a, torch.randn(5))
     with pytest.raises(ValueError):
-        dev.seed_everything(-1)
+        runtime.seed_everything(-1)
 
 
 def test_batch_sizing():
-    assert 1 <= dev.auto_batch_size(10**6, "cpu") <= 4096
-    assert dev.auto_batch_size(10**15, "cpu") == 1
+    assert 1 <= runtime.auto_batch_size(10**6, "cpu") <= 4096
+    assert runtime.auto_batch_size(10**15, "cpu") == 1
     with pytest.raises(ValueError):
-        dev.auto_batch_size(0)
-    assert "device=cpu" in dev.describe(torch.device("cpu"))
+        runtime.auto_batch_size(0)
+    assert "device=cpu" in runtime.describe(torch.device("cpu"))

@@ -4,8 +4,8 @@ import time
 import pytest
 import torch
 
-from helpers import models
-from helpers.models import ChecksumError, ModelUnavailableError, load_model
+from helpers import loading
+from helpers.loading import ChecksumError, ModelUnavailableError, load_model
 
 
 def test_local_dir_boots_with_standard_hooks(tiny_gpt2_dir):
@@ -50,22 +50,22 @@ def test_hub_name_unreachable_fails_fast(monkeypatch):
 
 
 def test_name_mapping():
-    assert models.resolve("gpt2-small") == ("hub", "openai-community/gpt2")
-    assert models.resolve("GPT2-XL") == ("hub", "openai-community/gpt2-xl")
-    assert models.resolve("organism")[0] == "local"
+    assert loading.resolve("gpt2-small") == ("hub", "openai-community/gpt2")
+    assert loading.resolve("GPT2-XL") == ("hub", "openai-community/gpt2-xl")
+    assert loading.resolve("organism")[0] == "local"
     with pytest.raises(ValueError):
-        models.resolve("")
+        loading.resolve("")
     with pytest.raises(ModelUnavailableError, match="not a directory"):
-        models.resolve("./no/such/dir")
+        loading.resolve("./no/such/dir")
     with pytest.raises(ModelUnavailableError, match="no organism checkpoint"):
-        models.resolve("organism@no-such-step")
+        loading.resolve("organism@no-such-step")
 
 
 def test_checksums_detect_corruption(tiny_gpt2_dir, tmp_path):
     d = tmp_path / "m"
     shutil.copytree(tiny_gpt2_dir, d)
-    models.write_checksums(d)
-    models.verify_checksums(d)
+    loading.write_checksums(d)
+    loading.verify_checksums(d)
     weights = next(d.glob("*.safetensors"))
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
@@ -81,13 +81,13 @@ def test_not_a_model_dir(tmp_path):
 
 def test_load_model_if_available_offline(monkeypatch, capsys, tiny_gpt2_dir):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert models.load_model_if_available("gpt2-large", verbose=False) is None
+    assert loading.load_model_if_available("gpt2-large", verbose=False) is None
     assert "skipped (offline)" in capsys.readouterr().out
-    assert models.load_model_if_available(str(tiny_gpt2_dir), verbose=False) is not None
+    assert loading.load_model_if_available(str(tiny_gpt2_dir), verbose=False) is not None
 
 
 def test_checkpoint_tags_are_in_training_order_and_load():
-    from helpers.models import checkpoint_tags, resolve
+    from helpers.loading import checkpoint_tags, resolve
 
     tags = checkpoint_tags()
     assert tags[-1] == "organism" and checkpoint_tags(include_final=False) == tags[:-1]

@@ -1,0 +1,489 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 2. An "an" neuron: logit lens, patching, congruence
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/circuits-executable/circuits-executable/blob/main/book/02_an_neuron.ipynb)
+#
+# **Source.** Seed document 001: Clement Neo and Joseph Miller, *We found an neuron in GPT-2* (2023; read here
+# in a Russian translation on Habr). How does GPT-2 know to write " an" rather than " a" when the choice
+# depends on a noun it has not written yet? In GPT-2 large they found that MLP layer 31 makes the
+# decision, that one of its neurons (L31.N892) alone recovers about half of the logit difference when
+# patched (the whole layer: 49%), that its activation tracks predicting " an" over a large corpus, and that
+# its output weights point along the unembedding of " an" (*congruence*). Searching the congruence of
+# every neuron with every token then finds other token-specific neurons. This chapter takes each step in
+# turn on the book's model organism, measures the claim, and says what carries over.
+
+# %%
+# On Colab: fetch the book and install what Colab lacks (Colab's own torch is kept). Elsewhere: nothing.
+import os
+import sys
+
+if "google.colab" in sys.modules and not os.path.isdir("circuits-executable"):
+    # !git clone -q --depth 1 https://github.com/circuits-executable/circuits-executable
+    # %pip install -q -r circuits-executable/requirements.txt
+    # %pip install -q --no-deps -e circuits-executable
+    sys.path.insert(0, os.path.abspath("circuits-executable"))
+
+# %% tags=["parameters"]
+MODEL = "organism"     # the seed's model is "gpt2-large" (online only; set it here, everything below follows)
+SEED = 0               # seeds the prompt set and the corpus
+N_PROMPTS = 32         # clean/corrupted " an" prompt pairs for patching (one token length)
+N_TEXTS = 600          # texts drawn for the corpus of section 5 (the seed used pile-10k: ~10M tokens)
+N_BINS = 20            # activation bins of section 5
+CHUNK = 16             # patched variants per forward pass (x N_PROMPTS prompts): see section 4
+GPT2_MODEL = "gpt2-large"  # section 8, online only: the seed's own numbers on GPT-2 large (skipped offline)
+RECORD = ""            # set by scripts/measure.py: the last cell writes this run's measurements there
+
+# %%
+import random
+import time
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+from IPython.display import display
+
+import helpers
+from helpers import lens, measured, neurons, plots, tasks
+from helpers import patching as P
+from helpers.organism import training_texts
+
+helpers.seed_everything(SEED)
+torch.set_num_threads(1)  # small model: one thread is fastest and immune to busy neighbours
+model = helpers.load_model(MODEL)
+cfg = model.cfg
+print(f"model: {MODEL}: {cfg.n_layers} layers x {cfg.n_heads} heads, d_model {cfg.d_model}, "
+      f"d_mlp {cfg.d_mlp}, vocabulary {cfg.d_vocab}")
+print(helpers.describe(torch.device(cfg.device)))
+M = measured.load("ch02")  # the asserts' thresholds and the measured table (section 7.3)
+
+# %% [markdown]
+# ## 1. Choosing a prompt
+#
+# The seed found it surprisingly hard to make GPT-2 predict " an" at all; it settled on
+# *"I climbed up the pear tree and picked a pear. I climbed up the apple tree and picked"*, where GPT-2 large
+# gives " an" 64%. The first sentence shows that an article comes next; without it the model prefers
+# "[picked] up". Here is the organism on the same prompt, on the prompt without its first sentence, and
+# on the corrupted prompt (apple → lemon) used for patching below.
+
+# %%
+AN, A = tasks.single_token_id(model, " an"), tasks.single_token_id(model, " a")
+SEED_PROMPT = "I climbed up the pear tree and picked a pear. I climbed up the apple tree and picked"
+variants = {"seed prompt": SEED_PROMPT,
+            "without the first sentence": "I climbed up the apple tree and picked",
+            "corrupted (apple -> lemon)": SEED_PROMPT.replace("apple", "lemon")}
+prompt_rows = []
+with torch.no_grad():
+    for name, text in variants.items():
+        probs = model(text)[0, -1].softmax(-1)
+        top = probs.topk(3)
+        prompt_rows.append({"prompt": name, "p(' an')": probs[AN].item(), "p(' a')": probs[A].item(),
+                     "top 3": ", ".join(f"{model.to_single_str_token(int(i))!r} {p:.2f}"
+                                        for p, i in zip(top.values, top.indices))})
+pd.DataFrame(prompt_rows).round(3)
+
+# %% [markdown]
+# One prompt is an anecdote. The `articles` task generator writes many such prompts (held-out templates:
+# different cues and verbs, several nouns), each with a corrupted twin whose noun takes the other article.
+# We keep the " an" prompts of one token length (patching position by position needs that).
+
+# %%
+pool = tasks.make("articles", 16 * N_PROMPTS, split="test", seed=SEED)[::2]  # even items: the " an" prompts
+batch = neurons.equal_length_prompts(pool, model, N_PROMPTS)
+enc = batch.encode(model)
+tokens, corrupted = enc.tokens, enc.corrupted
+metric = P.logit_diff_metric(torch.full((len(batch),), AN), torch.full((len(batch),), A))
+clean_diff = metric(P.logits_at(model, tokens, -1)[None]).item()
+corrupt_diff = metric(P.logits_at(model, corrupted, -1)[None]).item()
+str_tokens = model.to_str_tokens(tokens[0])
+print(f"{len(batch)} prompt pairs of {tokens.shape[1]} tokens, e.g.\n  clean:     {batch.texts[0]!r}\n"
+      f"  corrupted: {batch.corrupted[0]!r}")
+print(f"logit(' an') - logit(' a'): clean {clean_diff:.2f}, corrupted {corrupt_diff:.2f}")
+assert clean_diff > 0 > corrupt_diff, "the clean prompts ask for ' an', the corrupted ones for ' a'"
+
+# %% [markdown]
+# **How often is " an" under-predicted?** The seed ran GPT-2 large over pile-10k: " an" is the next token about
+# 12,000 times, the top prediction only about 1,500 times. Our corpus is fresh text from the organism's own
+# training mixture (every task except token-level repeats: IOI, colored objects, counting, articles,
+# filler sentences). In filler sentences ("There was an egg on the table") nothing announces the noun, so
+# the article is a guess there too.
+
+# %%
+texts = [t for task, t in training_texts(random.Random(SEED), N_TEXTS) if task != "repeats"]
+stream, mask = neurons.encode_texts(model, texts)
+nxt = torch.zeros_like(stream)
+nxt[:, :-1] = stream[:, 1:]
+valid = mask.clone()                      # positions whose next token is real text
+valid[:, :-1] &= mask[:, 1:]
+valid[:, -1] = False
+with torch.no_grad():
+    top_pred = torch.cat([model(stream[i:i + 64]).argmax(-1) for i in range(0, len(stream), 64)])
+occurs = int((nxt[valid] == AN).sum())
+predicted = int((top_pred[valid] == AN).sum())
+right = int(((top_pred == AN) & (nxt == AN))[valid].sum())
+print(f"{len(texts)} texts, {int(valid.sum())} predicted positions: ' an' occurs {occurs} times, "
+      f"is the top prediction {predicted} times ({right} of them right)")
+print(f"predicted / occurs = {predicted / occurs:.2f} (the seed, GPT-2 large on pile-10k: 1500 / 12000 = 0.13)")
+assert predicted < occurs, "' an' is under-predicted"
+
+# %% [markdown]
+# ## 2. Logit lens: where does " an" win?
+#
+# The seed read logit(" an") − logit(" a") off the residual stream between layers (through the final
+# LayerNorm and the unembedding) and saw a jump after MLP 31. `lens.residual_stages` gives the residual
+# after the embedding and after every attention and MLP sub-layer; `lens.logit_lens` reads both logits.
+
+# %%
+_, cache = model.run_with_cache(tokens)
+stack, labels = lens.residual_stages(model, cache)
+read = lens.logit_lens(model, stack[:, :, -1], torch.tensor([AN, A]))   # [stage, prompt, 2]
+curve = (read[..., 0] - read[..., 1]).mean(1).detach()
+steps = curve.diff()
+jump_stage = labels[int(steps.argmax()) + 1]
+mlp_stages = [i for i, lab in enumerate(labels) if lab.endswith(".mlp")]
+DECISIVE = int(labels[max(mlp_stages, key=lambda i: steps[i - 1])].split(".")[0][1:])
+ax = plots.lines(curve, title="logit lens at the last position (mean over prompts)", xlabel="after",
+                 ylabel="logit(' an') - logit(' a')")
+ax.set_xticks(range(len(labels)), labels, rotation=45)
+plt.show()
+print(f"largest step: after {jump_stage}; largest MLP step: after L{DECISIVE}.mlp "
+      f"(+{steps[2 * DECISIVE + 1]:.2f} of {curve[-1]:.2f})")
+del cache
+assert abs(curve[-1].item() - clean_diff) < 1e-3, "the lens after the last layer is the model's own output"
+
+# %% [markdown]
+# ## 3. Layer activation patching
+#
+# Run the corrupted prompts (lemon: " a") and write in one clean activation (apple: " an") at a time: a
+# layer's attention output, its MLP output, or the residual stream entering it, at one position. The
+# *recovery* is the fraction of the clean logit difference that comes back (0: none, 1: all). All
+# `3 x layers x positions` variants run through the batched engine (`patching.patch_sweep`), many per
+# forward pass.
+
+# %%
+L, T, D = cfg.n_layers, tokens.shape[1], cfg.d_mlp
+kinds = ("resid_pre", "attn_out", "mlp_out")
+source = P.cache_activations(model, tokens, [f"blocks.{i}.hook_{k}" for i in range(L) for k in kinds])
+variants, shape = P.layer_variants(L, kinds=kinds, n_pos=T)
+rec = P.recovery(P.patch_sweep(model, corrupted, source, variants, metric, pos=-1, chunk_size=CHUNK),
+                 corrupt_diff, clean_diff).view(shape)
+axes = plots.grid(3, ncols=1, size=5)
+for k, (kind, ax) in enumerate(zip(kinds, axes)):
+    plots.heatmap(rec[k], title=f"recovery, patching {kind}", cmap="RdBu_r", vmin=-1, vmax=1,
+                  xticks=[t.strip() or "·" for t in str_tokens], yticks=[f"L{i}" for i in range(L)], ax=ax)
+    ax.tick_params(axis="x", rotation=60, labelsize=7)
+plt.tight_layout()
+plt.show()
+at_end = pd.DataFrame({"attention": rec[1, :, -1], "MLP": rec[2, :, -1]}, index=[f"L{i}" for i in range(L)])
+at_end.round(3).T
+
+# %% [markdown]
+# In GPT-2 large, the noun reaches the last position through attention around layer 26, and two MLPs stand
+# out, 0 and 31; the seed sets MLP 0 aside (Neel Nanda's note: in GPT-2, MLP 0 acts like an extension of
+# the embedding and matters for almost everything) and follows MLP 31, where the logit lens jumps. In the
+# 4-layer organism the noun is moved at once: patching layer 0's attention output at the last position
+# restores almost everything (0.95 on prompt seed 0), and the two MLPs right after it each restore most of
+# it (MLP 0 0.67-0.70, MLP 1 0.56-0.60 over the three prompt sets of section 7.3); that is where "apple" is
+# turned into something about the article. MLPs 2 and 3 restore little (0.04 and 0.11 on seed 0). We follow
+# the seed: the **decisive layer** is the MLP where the logit lens makes its largest step (here MLP 1, not a
+# late layer), and we check that patching it at the last position recovers a good share of the logit
+# difference.
+
+# %%
+mlp_end = rec[2, :, -1]
+layer_rec = mlp_end[DECISIVE].item()
+print(f"decisive layer (logit lens): MLP {DECISIVE}; patching it at the last position recovers {layer_rec:.2f}")
+print("MLP recoveries at the last position: " + ", ".join(f"L{i} {v:.2f}" for i, v in enumerate(mlp_end.tolist())))
+assert layer_rec > M["LAYER_REC_MIN"]
+
+# %% [markdown]
+# ## 4. Patching single neurons
+#
+# Neurons of one MLP do not feed each other: each writes its activation times its row of `W_out` into the
+# residual stream. So a neuron can be patched like a head: write its clean activation (at the last
+# position) into the corrupted run. `patching.neuron_variants` makes one variant per neuron and the engine
+# runs them in batches; a plain loop (one forward per neuron) on a sample checks the numbers and the speed.
+#
+# On a CPU, with 32 prompts of 20 tokens per variant, a moderate chunk is best (measured, one thread on a
+# shared machine: 256 neurons in about 0.4 s with 16 variants per pass, 1.0 s with the engine's default of
+# up to 256 variants per pass, 5 s for the loop; the printout below has this run's figures): each variant is
+# already a batch of 32 prompts, so stacking many more only adds memory traffic. The speedups of
+# `tests/test_bench_patching.py` are largest with few, short prompts, where a forward's fixed cost
+# dominates; on a GPU batching pays in both regimes.
+
+# %%
+hook = f"blocks.{DECISIVE}.mlp.hook_post"
+source = P.cache_activations(model, tokens, [hook])
+variants, _ = P.neuron_variants(DECISIVE, D, pos=T - 1)
+t0 = time.perf_counter()
+nrec = P.recovery(P.patch_sweep(model, corrupted, source, variants, metric, pos=-1, chunk_size=CHUNK),
+                  corrupt_diff, clean_diff)
+t_batched = time.perf_counter() - t0
+BEST = (DECISIVE, int(nrec.argmax()))
+best_rec = nrec[BEST[1]].item()
+sample = sorted(set(nrec.topk(8).indices.tolist()) | set(range(0, D, max(1, D // 8))))
+t0 = time.perf_counter()
+loop = P.recovery(P.patch_one_by_one(model, corrupted, source, [variants[i] for i in sample], metric, pos=-1),
+                  corrupt_diff, clean_diff)
+t_loop = (time.perf_counter() - t0) / len(sample) * D
+max_diff = (loop - nrec[sample]).abs().max().item()
+print(f"batched: {D} neurons in {t_batched:.1f}s; loop: {t_loop:.1f}s for {D} (extrapolated from {len(sample)}); "
+      f"ratio {t_loop / t_batched:.1f}x; max |difference| {max_diff:.1e}")
+ax = plots.lines(nrec, title=f"recovery, patching one neuron of MLP {DECISIVE} at the last position",
+                 xlabel="neuron", ylabel="recovery")
+ax.axhline(layer_rec, color="grey", linestyle="--", linewidth=1)
+ax.annotate("whole layer", (0, layer_rec), fontsize=8, color="grey", va="bottom")
+plt.show()
+top = nrec.topk(5)
+print("best neurons: " + ", ".join(f"L{DECISIVE}.N{int(i)} {v:.3f}" for v, i in zip(top.values, top.indices)))
+print(f"L{BEST[0]}.N{BEST[1]} alone recovers {best_rec:.2f}; the whole layer {layer_rec:.2f} "
+      f"({best_rec / layer_rec:.0%} of it; the seed: L31.N892 0.50, the whole layer 0.49)")
+assert max_diff <= 1e-5, "the batched sweep agrees with the loop"
+# No assert on the neuron's share of its layer: this organism does not show the seed's finding (section 7.3).
+
+# %% [markdown]
+# **This organism does not show the seed's finding.** L31.N892 alone recovers about as much as its whole
+# layer; here the best neuron of MLP 1, L1.N71, recovers 0.07-0.08 while the layer recovers 0.56-0.60: only
+# 12-14% of it (table in section 7.3), and two other neurons of the layer come close (on prompt seed 0:
+# L1.N99 0.056, L1.N26 0.055). The job is spread over many neurons, so the chapter asserts nothing about one
+# neuron's share. What does hold: the measurement (the chapter's last cell, run by `scripts/measure.py`) also
+# patches every neuron of every layer (one sweep of `layers x d_mlp` variants), and on every prompt set the best single
+# neuron of the whole model is L1.N71. The next sections follow it anyway.
+
+# %% [markdown]
+# ## 5. Does the neuron predict " an" outside the prompt?
+#
+# **Max-activating examples.** Neuroscope shows the texts where a GPT-2 neuron fires most; L31.N892 fires on
+# tokens followed by " an". We run the corpus of section 1 through the organism once, keeping the neuron's
+# activation at every token (`neurons.record_stream`), and show the top examples: each token coloured by
+# the activation, the strongest one marked. L1.N71 does not fire most before " an": its strongest
+# activations (corpus seed 0) are on " the" just before a noun ("We looked at the" → onion, eagle, plum,
+# insect, apple, owl, ...), mostly nouns that would take " an".
+
+# %%
+record = neurons.record_stream(model, stream, mask, [BEST])
+act = record.act(BEST)
+examples = neurons.max_activating(act, valid, k=8)
+rows = []
+for r, p, v in examples:
+    rows.append({"context": " ".join(model.to_str_tokens(stream[r, max(1, p - 10):p + 1])),
+                 "next token": model.to_single_str_token(int(nxt[r, p])),
+                 "top prediction": model.to_single_str_token(int(record.top[r, p])), "activation": round(v, 2)})
+display(pd.DataFrame(rows))
+r0, p0, v0 = examples[0]
+n_real = int(mask[r0].sum())
+plots.colored_tokens(model.to_str_tokens(stream[r0, 1:n_real]), act[r0, 1:n_real], max_value=v0)
+
+# %% [markdown]
+# **Across the whole corpus.** The seed binned every activation in pile-10k and plotted, per bin, the
+# proportion of tokens where " an" is the top prediction: it rises with the activation until " an" is
+# always predicted, noisily. Same here (`neurons.activation_bins`; bins holding fewer than 5 tokens are
+# dropped), with the proportion where " an" actually comes next for comparison. The two curves nearly
+# coincide: where the organism predicts " an" it is right, and the " an"s it misses (filler sentences,
+# where nothing announces the noun) sit in the lowest bin, among thousands of other tokens.
+#
+# **This organism shows the seed's curve only in part.** The proportion rises from 0 to about 0.3-0.4 over
+# the middle bins and then falls back to about 0 in the top bins, where the neuron fires on " the" before a
+# noun (corpus seed 0); the correlation of the activation with "top prediction is ' an'" is 0.32-0.35 over
+# the three corpora of section 7.3. The neuron is silent where " a" is predicted (mean activation -0.05
+# there, 2.37 where " an" is, corpus seed 0), but it is not an " an" predictor across the corpus, so the
+# chapter asserts no correlation.
+
+# %%
+is_top = record.top == AN
+bins = neurons.activation_bins(act, is_top, valid, n_bins=N_BINS, min_count=5)
+bins_true = neurons.activation_bins(act, nxt == AN, valid, n_bins=N_BINS, min_count=5)
+plots.lines({"' an' is the top prediction": bins["proportion"], "' an' is the next token": bins_true["proportion"]},
+            x=bins["mid"], title=f"L{BEST[0]}.N{BEST[1]} over the corpus", xlabel="activation", ylabel="proportion")
+plt.show()
+corr = torch.corrcoef(torch.stack([act[valid], is_top[valid].float()]))[0, 1].item()
+print(f"correlation of the activation with 'top prediction is \" an\"' over {int(valid.sum())} tokens: {corr:.2f}")
+display(bins.round(3))
+# No assert on the correlation: this organism does not show the seed's finding (see above and section 7.3).
+
+# %% [markdown]
+# ## 6. Congruence: the neuron writes the unembedding of " an"
+#
+# How does the neuron raise " an"? Its output weights (its row of `W_out`) dotted with the unembedding of
+# a token is how much one unit of activation adds to that token's logit: the seed calls it the neuron's
+# *congruence* with the token (`lens.neuron_congruence`). First the neuron against every token, then every
+# neuron of every layer against " an". For L1.N71, " an" is the most congruent token (0.99), but not the
+# seed's lone outlier: nouns that take " an" follow close behind (orange 0.88, onion 0.86, umbrella 0.84,
+# egg 0.82), and " a" is strongly negative (-0.60). Among all 1024 neurons it is #12 for " an", not the
+# top one as L31.N892 is in GPT-2 large.
+
+# %%
+cong = lens.neuron_congruence(model, BEST[0])[BEST[1]].detach()
+order = cong.argsort(descending=True)
+outliers = [(model.to_single_str_token(int(i)), round(cong[i].item(), 2)) for i in order[:8]]
+compare = {w: cong[tasks.single_token_id(model, w)].item() for w in [" an", " a", " the", " was"]}
+print("most congruent tokens:", outliers)
+print("congruence with " + ", ".join(f"{w!r} {v:.2f}" for w, v in compare.items()))
+an_all = torch.cat([lens.neuron_congruence(model, i, torch.tensor([AN]))[:, 0] for i in range(L)]).detach()
+rank = neurons.congruence_rank(model, AN, BEST)
+axes = plots.grid(2, ncols=2, size=4.5)
+plots.lines(cong[order], title=f"L{BEST[0]}.N{BEST[1]}: congruence with every token (sorted)", xlabel="token rank",
+            ax=axes[0])
+plots.lines(an_all, title="every neuron's congruence with ' an'", xlabel="neuron (layer by layer)", ax=axes[1])
+axes[1].scatter([BEST[0] * D + BEST[1]], [an_all[BEST[0] * D + BEST[1]]], color="red", zorder=3)
+for i in range(1, L):
+    axes[1].axvline(i * D, color="grey", linewidth=0.5)
+plt.tight_layout()
+plt.show()
+an_rank_of_token = int((cong > cong[AN]).sum())
+print(f"' an' is the neuron's #{an_rank_of_token + 1} token; the neuron is #{rank + 1} of {L * D} neurons for ' an'")
+assert rank < M["RANK_MAX"], "the patching neuron is among the most congruent with ' an'"
+assert an_rank_of_token < M["TOKEN_RANK_MAX"], "' an' is among the neuron's most congruent tokens"
+
+# %% [markdown]
+# ## 7. Searching for token-specific neurons by congruence
+#
+# If congruence is how a neuron predicts a token, it can find such neurons without any prompt. The seed's
+# first search: for each token, its most congruent neuron and the margin over the next most congruent
+# one. The second: **mutually exclusive** pairs, where the neuron is the token's most congruent neuron
+# *and* the token is the neuron's most congruent token, ranked by the product of the two margins.
+# `neurons.congruence_search` scans `W_out @ W_U` of every layer in chunks (GPT-2 large's full matrix,
+# 36 x 5120 x 50257, would not fit in memory); the special tokens (BOS/EOS, unknown, padding) are left out:
+# the model never has to predict them, and untrained rows are exactly the "forbidden tokens" that
+# clutter the seed's search.
+
+# %%
+tok = model.tokenizer
+special = sorted({t for t in [tok.bos_token_id, tok.eos_token_id, tok.pad_token_id, tok.unk_token_id]
+                  if t is not None})
+search = neurons.congruence_search(model, exclude=special)
+display(neurons.top_token_neurons(search, model, k=8).round(2))
+pairs = neurons.exclusive_pairs(search, model, k=8)
+display(pairs.round(2))
+
+# %% [markdown]
+# Do the top pairs' neurons predict their tokens over the corpus? Proportion of positions where the
+# token is the top prediction, per activation bin, for the three highest-scoring pairs.
+
+# %%
+top3 = pairs.head(3)
+pair_neurons = [(int(r.layer), int(r.neuron)) for r in top3.itertuples()]
+rec3 = neurons.record_stream(model, stream, mask, pair_neurons)
+axes = plots.grid(len(pair_neurons), ncols=3, size=3.6)
+pair_corr = []
+for ax, r, n in zip(axes, top3.itertuples(), pair_neurons):
+    hit = rec3.top == r.token_id
+    b = neurons.activation_bins(rec3.act(n), hit, valid, n_bins=N_BINS, min_count=5)
+    plots.lines(b["proportion"], x=b["mid"], title=f"L{n[0]}.N{n[1]} -> {r.token}", xlabel="activation", ax=ax)
+    pair_corr.append(torch.corrcoef(torch.stack([rec3.act(n)[valid], hit[valid].float()]))[0, 1].item())
+plt.tight_layout()
+plt.show()
+print("correlations of activation with 'top prediction is the token': "
+      + ", ".join(f"{t} {c:.2f}" for t, c in zip(top3.token, pair_corr)))
+
+# %% [markdown]
+# ### 7.3 Measured across prompt sets and training seeds
+#
+# `python scripts/measure.py 02 --seeds 0 1 2` runs this chapter for prompt/corpus seeds 0, 1, 2 on the
+# shipped organism (training seed 0), one CPU thread, and writes `book/measured/ch02.json`. "best neuron" is the best single neuron of the *whole
+# model* (every neuron of every layer patched). The asserts above sit below the worst value:
+
+# %%
+display(pd.DataFrame(M["runs"]))
+print(M.provenance())
+pd.DataFrame(M.thresholds()).set_index("threshold")
+
+# %% [markdown]
+# In every row the best single neuron of the whole model (every neuron of every layer patched) is the best
+# neuron of the decisive layer.
+#
+# Thresholds: MLP layer recovery > `LAYER_REC_MIN`, the neuron among the top `RANK_MAX` neurons for " an",
+# and " an" among the neuron's top `TOKEN_RANK_MAX` tokens. Two of the seed's findings are not asserted because this
+# organism does not show them: the best neuron carries only 12-14% of its layer's recovery (the seed: about
+# all of it), and its activation correlates with predicting " an" at only 0.32-0.35. (An earlier organism,
+# trained with smaller batches, did show both: one neuron of its decisive MLP 3 carried 64-67% of the layer,
+# correlation 0.81-0.86.)
+
+# %% [markdown]
+# ## 8. The seed's own numbers on GPT-2 large (online only)
+#
+# With the network, the same calls reproduce the seed's headline facts about L31.N892 cheaply: its
+# congruence rank for " an" and its most congruent tokens (no sweeps: GPT-2 large is 774M parameters).
+# Setting `MODEL = "gpt2-large"` in the parameters cell runs the whole chapter on it instead. Offline, this
+# cell says so and moves on.
+
+# %%
+gpt2 = helpers.load_model_if_available(GPT2_MODEL)
+gpt2_summary = "not run here (offline)"
+if gpt2 is not None:
+    g_an = tasks.single_token_id(gpt2, " an")
+    g_neuron = (31, 892) if gpt2.cfg.n_layers == 36 else BEST
+    g_cong = lens.neuron_congruence(gpt2, g_neuron[0])[g_neuron[1]].detach()
+    g_top = [gpt2.to_single_str_token(int(i)) for i in g_cong.topk(5).indices]
+    g_probs = gpt2(SEED_PROMPT)[0, -1].softmax(-1)
+    gpt2_summary = (f"p(' an') = {g_probs[g_an].item():.2f} on the seed prompt; L{g_neuron[0]}.N{g_neuron[1]} is "
+                    f"#{neurons.congruence_rank(gpt2, g_an, g_neuron) + 1} for ' an'; its top tokens {g_top}")
+    del gpt2
+print(gpt2_summary)
+
+# %% [markdown]
+# ## 9. What holds, and what differs
+
+# %%
+pd.set_option("display.max_colwidth", None)
+p_seed, p_short = prompt_rows[0]["p(' an')"], prompt_rows[1]["p(' an')"]
+pd.DataFrame([
+    ["A prompt with an example sentence makes the model predict ' an'", "p(' an') = 0.64 on GPT-2 large",
+     gpt2_summary, f"p(' an') = {p_seed:.2f}; without the example sentence {p_short:.2f}"],
+    ["' an' is under-predicted", "top prediction ~1,500 times, occurs ~12,000 (0.13)", "—",
+     (f"{predicted} vs {occurs} ({predicted / occurs:.2f}): milder; in this corpus most ' an' are cued by a "
+      "template, the rest (filler sentences) are guesses")],
+    ["The logit lens jumps after one late MLP", "after MLP 31 (of 36)", "—", f"after {jump_stage} (of {L})"],
+    ["Layer patching: that MLP matters (with MLP 0)", "MLP 31 and MLP 0 stand out",
+     "—",
+     (f"MLP {DECISIVE} recovers {layer_rec:.2f} at the last position; MLP 0 {mlp_end[0]:.2f}: here the "
+      "MLPs right after the attention that moves the noun do most of the work")],
+    ["One neuron of it recovers about as much as the whole layer", "L31.N892: 0.50 vs layer 0.49", "—",
+     (f"not shown: L{BEST[0]}.N{BEST[1]}: {best_rec:.2f} vs layer {layer_rec:.2f} ({best_rec / layer_rec:.0%}); "
+      f"next best {', '.join(f'{v:.2f}' for v in nrec.topk(3).values[1:].tolist())}: the job is spread over "
+      "many neurons")],
+    ["Its activation correlates with predicting ' an' over a corpus", "rising, noisy curve over pile-10k", "—",
+     (f"only in part: correlation {corr:.2f}; the proportion peaks at {bins['proportion'].max():.2f} and is "
+      f"{bins['proportion'].iloc[-1]:.2f} in the top bin (the neuron fires most on ' the' before a noun)")],
+    ["It is congruent with ' an'", "' an' an outlier of its congruences; the top neuron for ' an'", "—",
+     (f"' an' is its #{an_rank_of_token + 1} token, nouns taking ' an' close behind; it is #{rank + 1} of "
+      f"{L * D} neurons for ' an'")],
+    ["Congruence search finds mutually exclusive token-neuron pairs that predict their token",
+     "top pair: 'i' with L33.N4142, smooth curves for the top 5", "—",
+     f"top pairs {', '.join(top3.token)}; correlations {', '.join(f'{c:.2f}' for c in pair_corr)}"],
+], columns=["claim", "source document (GPT-2 large)", "GPT-2 (online)", "this book's model"])
+
+# %%
+# Run by scripts/measure.py (RECORD set): what the asserts and the table of section 7.3 rest on. Otherwise nothing.
+if RECORD:
+    all_source = P.cache_activations(model, tokens, [f"blocks.{i}.mlp.hook_post" for i in range(L)])
+    all_variants = [v for i in range(L) for v in P.neuron_variants(i, D, pos=T - 1)[0]]
+    all_rec = P.recovery(P.patch_sweep(model, corrupted, all_source, all_variants, metric, pos=-1,
+                                       chunk_size=CHUNK, progress=False), corrupt_diff, clean_diff).view(L, D)
+    overall = divmod(int(all_rec.argmax()), D)
+    measured.record(RECORD, values={
+        "clean_diff": clean_diff, "corrupt_diff": corrupt_diff, "decisive": DECISIVE, "layer_rec": layer_rec,
+        "mlp0_rec": mlp_end[0].item(), "best_rec": best_rec, "share": best_rec / layer_rec, "corr": corr,
+        "rank": rank, "an_rank_of_token": an_rank_of_token, "best_overall": f"L{overall[0]}.N{overall[1]}",
+    }, tables={"runs": [{
+        "model": MODEL, "prompt/corpus seed": SEED, "logit diff clean": clean_diff, "corrupted": corrupt_diff,
+        "largest lens step": jump_stage, "decisive MLP (largest MLP lens step)": DECISIVE, "its recovery": layer_rec,
+        "MLP 0 recovery": mlp_end[0].item(), "best single neuron (all layers)": f"L{overall[0]}.N{overall[1]}",
+        "its recovery ": all_rec[overall].item(), "share of its layer": all_rec[overall].item() / layer_rec,
+        "' an' occurs": occurs, "' an' top prediction": predicted, "corr(activation, top = ' an')": corr,
+        f"neuron's rank for ' an' (of {L * D})": rank + 1, "' an''s rank for the neuron": an_rank_of_token + 1,
+    }]})
