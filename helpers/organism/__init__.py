@@ -9,7 +9,7 @@
 """
 
 from .corpus import BOS, MIXTURE, UNK, build_tokenizer, corpus_words, mixture_sample, training_texts
-from .train import CONFIG, DROPOUT, TRAIN, adamw, train
+from .train import CONFIG, DROPOUT, TRAIN, train
 
-__all__ = ["BOS", "CONFIG", "DROPOUT", "MIXTURE", "TRAIN", "UNK", "adamw", "build_tokenizer", "corpus_words",
+__all__ = ["BOS", "CONFIG", "DROPOUT", "MIXTURE", "TRAIN", "UNK", "build_tokenizer", "corpus_words",
            "mixture_sample", "train", "training_texts"]

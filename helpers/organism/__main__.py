@@ -11,7 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
-from ..models import ORGANISM_DIR
+from ..loading import ORGANISM_DIR
 from .train import TRAIN, train
 
 
