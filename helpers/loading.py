@@ -19,6 +19,8 @@ from .runtime import get_device, get_dtype
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 ORGANISM_DIR = ASSETS / "organism"
+#: The twin trained with GPT-2's dropout (same recipe otherwise); final weights only.
+ORGANISM_DROPOUT_DIR = ASSETS / "organism-dropout"
 CHECKSUMS = "SHA256SUMS"
 
 #: Short names of the GPT-2 family as the source documents use them, mapped to hub ids.
@@ -109,12 +111,15 @@ def resolve(name: str) -> tuple[str, str]:
     """Map a model name to ``("local", dir)`` or ``("hub", repo_id)``.
 
     ``"organism"`` is the shipped checkpoint; ``"organism@<tag>"`` one of its intermediate
-    checkpoints under ``assets/organism/checkpoints/<tag>``; an existing directory is used as is;
+    checkpoints under ``assets/organism/checkpoints/<tag>``; ``"organism-dropout"`` its twin trained
+    with dropout; an existing directory is used as is;
     ``gpt2-small`` … ``gpt2-xl`` map to their hub ids; anything else is taken as a hub id.
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"model name must be a non-empty string, got {name!r}")
     name = name.strip()
+    if name == "organism-dropout":
+        return "local", str(ORGANISM_DROPOUT_DIR)
     if name == "organism" or name.startswith("organism@"):
         path = ORGANISM_DIR
         if "@" in name:
@@ -171,7 +176,7 @@ def load_model(name: str = "organism", device: str | torch.device | None = None,
     if kind == "local":
         if not (Path(where) / "config.json").exists():
             raise ModelUnavailableError(f"{where} has no config.json: not a Hugging Face model dir")
-        if (Path(where) / CHECKSUMS).exists() or Path(where).is_relative_to(ORGANISM_DIR):
+        if (Path(where) / CHECKSUMS).exists() or Path(where).is_relative_to(ASSETS):
             verify_checksums(where)
     else:
         if not _in_hf_cache(where) and not hub_reachable():

@@ -45,11 +45,55 @@ def test_ioi_splits_are_disjoint():
     assert not set(ioi.TRAIN_TEMPLATES) & set(ioi.HELDOUT_TEMPLATES)
     assert not set(ioi.TRAIN_NAMES) & set(ioi.HELDOUT_NAMES)
     train = ioi.generate(300, split="train", seed=0)
-    assert all(m["IO"] in ioi.TRAIN_NAMES and m["template"] % 5 != 2 for m in train.meta)
+    assert all(m["IO"] in ioi.TRAIN_NAMES and not m["heldout_rules"] for m in train.meta)
     assert not any(ioi.heldout_pair(m["IO"], m["S"]) for m in train.meta)
+    test = ioi.generate(300, split="test", seed=0)
+    assert all(m["heldout_rules"] for m in test.meta)
+    seen = {r.split("=")[0] for m in test.meta for r in m["heldout_rules"]}
+    assert seen == set(ioi.HELDOUT_RULES), "every held-out rule occurs in the test split"
+    for t in ioi.HELDOUT_TEMPLATES:  # the fixed held-out templates use a held-out rule each
+        assert any(w in t for w in (" met ", " sent ", " showed ", "As soon as", "They saw", "That evening",
+                                    "early in the morning")) or t.count(". ") >= 3, t
     assert not set(articles.TRAIN["fruit"]) & set(articles.HELDOUT["fruit"])
     with pytest.raises(ValueError, match="split"):
         ioi.generate(2, split="nope")
+
+
+def test_ioi_grammar_varies_what_a_template_would_fix():
+    b = ioi.generate(400, split="train", seed=2)
+    last_name_is_s2 = []
+    for text, m in zip(b.texts, b.meta):
+        names = [w.strip(",.") for w in text.split() if w.strip(",.") in ioi.NAMES]
+        last_name_is_s2.append(names[-1] == m["S"])
+        assert names.count(m["S"]) == 2 and names.count(m["IO"]) == 1
+    share = sum(last_name_is_s2) / len(last_name_is_s2)
+    assert 0.4 < share < 0.9, "S2 is often, but not always, the last name before the end"
+    st = {(m["structure"].join, m["structure"].opening.split(":")[0], len(m["structure"].gap_ids)) for m in b.meta}
+    assert {j for j, _, _ in st} == {"and", "with"} and {o for _, o, _ in st} == {"none", "sub", "adv", "scene"}
+    with pytest.raises(ValueError, match="order"):
+        ioi.generate(2, order="abba")
+    one = ioi.generate(5, split="test", seed=0, rules={"join": "met"})
+    assert all(" met " in t for t in one.texts)
+
+
+def test_colored_objects_heldout_phrasings_never_train():
+    import random
+    import re
+
+    texts = [colored_objects.training_text(random.Random(i)) for i in range(300)]
+    for held in colored_objects.HELDOUT_QUESTIONS + colored_objects.HELDOUT_LISTS:
+        pattern = re.escape(held).replace(r"\{surface\}", r"\w+").replace(r"\{items\}", ".*")
+        pattern = pattern.replace(r"\{query\}", r"\w+")
+        assert not any(re.search(pattern, t) for t in texts), held
+    assert not any(t.startswith("Question:") for t in texts)
+    test = colored_objects.generate(100, split="test", seed=0)
+    assert all(set(m["phrasing"]) & {len(colored_objects.LISTS) - 1, len(colored_objects.QUESTIONS) - 1,
+                                     len(colored_objects.FRAMES) - 1} for m in test.meta)
+    for k in (2, 4):
+        b = colored_objects.generate(10, split="test", seed=1, n_items=k)
+        assert all(len(m["colors"]) == k for m in b.meta)
+    with pytest.raises(ValueError, match="n_items"):
+        colored_objects.generate(2, n_items=5)
 
 
 def test_colored_objects_positions(tok):
@@ -75,7 +119,7 @@ def test_articles_answers_follow_the_noun(tok):
 def test_counting(tok):
     b = counting.generate(30, split="test", seed=0)
     for t, a, m in zip(b.texts, b.answers, b.meta):
-        assert counting.heldout(m["start"], m["stop"]) and t.startswith(f"{m['start']},")
+        assert counting.heldout(m["start"], m["stop"]) and f"{m['start']}," in t
         assert int(a) == m["stop"] + 1
     assert counting.sequence(1, 3) == "1, 2, 3,"
     assert all(int(a) <= counting.MAX_NUMBER for a in counting.generate(200, seed=1).answers)

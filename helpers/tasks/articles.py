@@ -3,7 +3,8 @@
 "I climbed up the pear tree and picked a pear. I climbed up the apple tree and picked" -> " an".
 Each template names a noun in a cue ("I climbed up the apple tree") and then asks for the article
 of that noun; an example sentence with another noun first shows the pattern. Templates are cue x
-action compositions; a fifth of them are held out of training (their words all occur in training).
+action compositions; one cue per category and a fifth of the other compositions are held out of
+training.
 Vowel and consonant nouns are balanced. The corrupted twin swaps the cue noun for one of the other
 article.
 """
@@ -26,12 +27,14 @@ NOUNS = {
 #: Cue phrases per category (the noun fills ``{n}``) and actions; a template is cue + action, twice.
 CUES = {
     "fruit": ["I climbed up the {n} tree", "She walked to the {n} stand", "The farmer grew the {n} tree",
-              "We looked at the {n} tree"],
+              "We looked at the {n} tree", "They visited the {n} farm"],
     "animal": ["At the zoo I saw the {n} house", "He read the book about the {n}", "We looked at the {n} cage",
-               "She drew the {n} cage"],
+               "She drew the {n} cage", "They visited the {n} farm"],
     "thing": ["I went to the {n} shop", "She opened the {n} box", "He looked in the {n} drawer",
-              "We walked to the {n} shop"],
+              "We walked to the {n} shop", "They visited the {n} market"],
 }
+#: The last cue of each category occurs only in the test split: a whole phrasing never seen in training.
+HELDOUT_CUES = {cat: cues[-1] for cat, cues in CUES.items()}
 ACTIONS = ["picked", "bought", "found", "took", "got"]
 
 
@@ -40,8 +43,11 @@ def _template(cue: str, action: str) -> str:
 
 
 TEMPLATES = {cat: [_template(c, a) for c in cues for a in ACTIONS] for cat, cues in CUES.items()}
-#: Every fifth cue/action composition is held out of training (each cue and action occurs in both).
-HELDOUT = {cat: [t for i, t in enumerate(tpls) if i % 5 == i // 5 % 5] for cat, tpls in TEMPLATES.items()}
+#: Held out of training: every composition with the held-out cue, and every fifth other cue/action
+#: composition (each of those cues and actions occurs in both splits).
+HELDOUT = {cat: [t for i, t in enumerate(tpls)
+                 if i % 5 == i // 5 % 5 or t.startswith(HELDOUT_CUES[cat].format(n="{x}"))]
+           for cat, tpls in TEMPLATES.items()}
 TRAIN = {cat: [t for t in tpls if t not in HELDOUT[cat]] for cat, tpls in TEMPLATES.items()}
 
 

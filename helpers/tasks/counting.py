@@ -1,5 +1,7 @@
 """Counting prompts: "1, 2, 3, 4," -> " 5" (numbers up to 30, so two-digit numbers occur).
 
+The sequence stands alone or after a short frame ("Count: 4, 5, 6,"); one frame is held out.
+
 A fixed fifth of the (start, stop) sequences is held out of training (every start and every
 number occurs in training, but not these sequences); the seed's canonical "1, 2, 3," prompts are
 the ``"canonical"`` split. The distractor
@@ -13,6 +15,9 @@ import random
 from .batch import PromptBatch, rng_of
 
 MAX_NUMBER = 30
+#: Frames around the sequence; the last occurs only in the test split (a phrasing never trained on).
+FRAMES = ["{seq}", "{seq}", "Count: {seq}", "The numbers are {seq}", "Let us count: {seq}"]
+HELDOUT_FRAMES = FRAMES[-1:]
 
 
 def sequence(start: int, stop: int) -> str:
@@ -38,9 +43,10 @@ def generate(n: int, split: str = "train", seed: int | random.Random = 0, min_le
     elif split == "canonical":
         pairs = [p for p in pairs if p[0] == 1]
     texts, answers, distr, spans, meta = [], [], [], [], []
+    frames = {"train": FRAMES[:-1], "test": FRAMES, "canonical": FRAMES[:1], "all": FRAMES}[split]
     for _ in range(n):
         start, stop = rng.choice(pairs)
-        text = sequence(start, stop)
+        text = rng.choice(frames).format(seq=sequence(start, stop))
         last = text.rindex(str(stop))
         texts.append(text)
         answers.append(f" {stop + 1}")

@@ -1,7 +1,8 @@
 """Neutral filler text: short plain sentences over the book's vocabulary, so the organism sees its
 words (names, places, objects, nouns, numbers) outside the task templates and is not only a
 template machine. It never states an object's color and never hands anything to anyone, so it
-teaches none of the tasks. The "answer" of a filler prompt is its closing full stop.
+teaches none of the tasks. It also uses the words of the tasks' held-out phrasings ("sent",
+"showed", "That evening", "Question: ... Answer:"), so the test splits hold out structures, not words. The "answer" of a filler prompt is its closing full stop.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ SENTENCES = [
     "The {T} was {adj}.",
     "There was {aT} on the {W}.",
     "{N} met {M} at the {P}.",
+    "{N} saw {M} at the {P}.",
+    "{N} called {M} from the {P}.",
+    "On Monday, it was raining.",
+    "Soon after that, {N} was {adj}.",
+    "Just before noon, the {P} was {adj}.",
     "{N} and {M} are friends.",
     "{N} said that the {P} was {adj}.",
     "{N} has {k} books and {k2} cups.",
@@ -35,6 +41,16 @@ SENTENCES = [
     "We found {aT} near the {P}.",
     "The {adj} {T} is under the {W}.",
     "{N} thought about the {T}.",
+    "{N} sent the {T} yesterday.",
+    "{N} showed us the {T}.",
+    "It was early in the morning.",
+    "That evening, the {P} was {adj}.",
+    "As soon as it was {adj}, we left the {P}.",
+    "Question: was the {P} {adj}? Answer: yes.",
+    "Can you tell me the way to the {P}?",
+    "The {W} has {aT} on it.",
+    "Let us count the books.",
+    "They visited the farm and the market.",
 ]
 
 

@@ -1,0 +1,290 @@
+"""Training the organism: deterministic batches, the loop, dense measurements and checkpoints.
+
+Every ``eval_every`` steps the log records each task's held-out accuracy and, per head, the
+attention scores that name the circuits' roles (previous-token, induction, duplicate-token on
+repeated random sequences; on IOI prompts, END -> IO / S1 / S2 and S2 -> S1). Chapter 7 plots
+these to show the circuits forming, without keeping more checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..loading import write_checksums
+from ..tasks import make
+from ..tasks.evaluate import evaluate_all, evaluate_batch
+from ..tasks.repeats import vocab_ids
+from ..training import adamw
+from .corpus import MIXTURE, MIXTURE2, N_POSITIONS, build_tokenizer, training_texts
+
+#: The model: 4 layers x 8 heads (d_head 16), d_model 128, MLP 256 (GPT-2's shape, scaled down).
+CONFIG = {"n_layer": 4, "n_head": 8, "n_embd": 128, "n_inner": 256, "n_positions": N_POSITIONS,
+          "activation_function": "gelu_new", "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}
+#: GPT-2's dropout, for the ``organism-dropout`` twin (same recipe otherwise).
+DROPOUT = {"resid_pdrop": 0.1, "embd_pdrop": 0.1, "attn_pdrop": 0.1}
+TRAIN = {"steps": 4000, "batch_size": 128, "lr": 2e-3, "warmup": 100, "decay_frac": 0.25, "min_lr_frac": 0.1,
+         "weight_decay": 0.01, "repeat_len": (4, 25), "eval_every": 100, "log_every": 25,
+         "pos_init": "sinusoidal", "pos_scale": 0.05, "answer_weight": 10.0,
+         "phase2_steps": 1000, "phase2_lr": 1e-3, "phase2_eval_every": 50}
+#: Intermediate checkpoints kept (tags ``step<k>``), loadable as ``load_model("organism@step<k>")``. One
+#: more is kept at the first phase-2 evaluation where Colored Objects is partly solved (:data:`PARTIAL`,
+#: on both the held-out and the training prompts, so a chance-level fluctuation of 100 prompts does not count).
+CHECKPOINT_STEPS = (500, 1000, 1500, 2000, 2500, 3000)
+PARTIAL = (0.45, 0.75)
+BETAS = (0.9, 0.98)
+
+
+def _rows(tok: Any, rng: random.Random, gen: torch.Generator, n: int, vocab: torch.Tensor,
+          repeat_len: tuple[int, int], mixture: dict[str, float] | None = None) -> list[list[int]]:
+    rows = []
+    for task, text in training_texts(rng, n, mixture):
+        if task == "repeats":
+            L = rng.randint(*repeat_len)
+            seq = vocab[torch.randperm(len(vocab), generator=gen)[:L]].tolist()
+            rows.append([tok.bos_token_id] + seq + seq)
+        else:
+            rows.append([tok.bos_token_id] + tok(text, add_special_tokens=False)["input_ids"])
+    return rows
+
+
+def _pad(tok: Any, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    T = min(max(len(r) for r in rows), N_POSITIONS)
+    ids = torch.full((len(rows), T), tok.pad_token_id, dtype=torch.long)
+    labels = torch.full((len(rows), T), -100, dtype=torch.long)
+    for i, r in enumerate(rows):
+        r = r[:T]
+        ids[i, :len(r)] = torch.tensor(r)
+        labels[i, :len(r)] = torch.tensor(r)
+    return ids, labels
+
+
+def training_batches(tok: Any, seed: int, batch_size: int, vocab: torch.Tensor,
+                     repeat_len: tuple[int, int], bucket: int = 4, mixture: dict[str, float] | None = None):
+    """Endless right-padded batches (ids, labels with -100 on padding), deterministic in ``seed``.
+
+    Sequences are drawn ``bucket`` batches at a time and grouped by length, so little compute is
+    spent on padding; the order of the grouped batches is shuffled.
+    """
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    while True:
+        rows = sorted(_rows(tok, rng, gen, batch_size * bucket, vocab, repeat_len, mixture), key=len)
+        chunks = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+        rng.shuffle(chunks)
+        for chunk in chunks:
+            yield _pad(tok, chunk)
+
+
+def token_weights(tok: Any, ids: torch.Tensor, weight: float) -> torch.Tensor:
+    """Loss weight per predicted token: ``weight`` on Colored Objects answers (the token after "A :"), else 1.
+
+    In the mixture a color answer is about one token in 3,000, and a uniform loss left the task at
+    chance; fine-tuning on the answer token alone solves it, so the answers weigh more here.
+    """
+    a, colon = tok.convert_tokens_to_ids(["A", ":"])
+    w = torch.ones(ids.shape, dtype=torch.float32)
+    after = torch.zeros_like(ids, dtype=torch.bool)
+    after[:, 2:] = (ids[:, :-2] == a) & (ids[:, 1:-1] == colon)
+    w[after] = weight
+    return w[:, 1:]  # aligned with the targets of positions 0 .. T-2
+
+
+def lm_loss(logits: torch.Tensor, ids: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy, weighted per target token, averaged over the non-padding targets."""
+    ce = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
+                                           ignore_index=-100, reduction="none").view_as(weights)
+    valid = (labels[:, 1:] != -100).float() * weights
+    return (ce * valid).sum() / valid.sum()
+
+
+def sinusoidal_positions(n_pos: int, d: int, scale: float) -> torch.Tensor:
+    """Sinusoidal position vectors (Vaswani et al.) used only to *initialise* GPT-2's learned ``wpe``."""
+    pos = torch.arange(n_pos, dtype=torch.float32)[:, None]
+    freq = torch.exp(-math.log(10000.0) * torch.arange(0, d, 2, dtype=torch.float32) / d)
+    pe = torch.zeros(n_pos, d)
+    pe[:, 0::2], pe[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
+    return pe * scale
+
+
+class HeadProbe:
+    """Fixed inputs on which per-head role scores are read from a HF GPT-2's attention patterns."""
+
+    def __init__(self, tok: Any, seq_len: int = 16, n: int = 24, seed: int = 4242) -> None:
+        vocab = vocab_ids(tok)
+        g = torch.Generator().manual_seed(seed)
+        seqs = torch.stack([vocab[torch.randperm(len(vocab), generator=g)[:seq_len]] for _ in range(n)])
+        self.rep = torch.cat([torch.full((n, 1), tok.bos_token_id), seqs, seqs], 1)
+        self.L = seq_len
+        batch = make("ioi", 48, split="test", seed=seed)
+        self.ioi = batch.encode(tok)
+
+    @torch.no_grad()
+    def scores(self, model: Any) -> dict[str, list[list[float]]]:
+        """Per layer and head: prev-token, induction, duplicate-token, and IOI attention scores."""
+        att = torch.stack(model(self.rep, output_attentions=True).attentions, 1)  # [b, layer, head, q, k]
+        L = self.L
+        q = torch.arange(L + 1, 2 * L + 1)
+        out = {"prev_token": att[..., torch.arange(2, 2 * L + 1), torch.arange(1, 2 * L)].mean((0, -1)),
+               "induction": att[..., q, q - L + 1].mean((0, -1)),
+               "duplicate": att[..., q, q - L].mean((0, -1))}
+        e = self.ioi
+        att = torch.stack(model(e.tokens, output_attentions=True).attentions, 1)
+        rows = torch.arange(len(e.tokens))
+        a_end = att[rows, :, :, e.end]  # [b, layer, head, k]
+        for name, key in (("end_to_io", "IO"), ("end_to_s1", "S1"), ("end_to_s2", "S2")):
+            out[name] = a_end[rows, :, :, e.positions[key]].mean(0)
+        out["s2_to_s1"] = att[rows, :, :, e.positions["S2"], e.positions["S1"]].mean(0)
+        return {k: [[round(float(x), 3) for x in row] for row in v] for k, v in out.items()}
+
+
+def _save(model: Any, tok: Any, out: Path, extra: dict[str, Any] | None = None) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    (out / "generation_config.json").unlink(missing_ok=True)
+    for name, obj in (extra or {}).items():
+        (out / name).write_text(json.dumps(obj, indent=1) + "\n")
+    write_checksums(out)
+
+
+class _Run:
+    """The state one training run shares across its phases: model, log, probes, checkpoints."""
+
+    def __init__(self, model: Any, tok: Any, out: Path, log: dict[str, Any], probe: HeadProbe,
+                 checkpoint_steps: tuple[int, ...], progress: bool, answer_weight: float) -> None:
+        self.model, self.tok, self.out, self.log, self.probe = model, tok, out, log, probe
+        self.checkpoint_steps, self.progress, self.answer_weight = checkpoint_steps, progress, answer_weight
+        self.t0 = time.time()
+
+    def phase(self, opt: Any, batches: Any, lr_at: Any, first: int, last: int, eval_every: int, desc: str) -> None:
+        """Steps ``first`` .. ``last - 1``: optimise, log the loss, evaluate and keep checkpoints."""
+        from tqdm.auto import tqdm
+
+        model, tok, log = self.model, self.tok, self.log
+        ema = None
+        bar = tqdm(range(first, last), desc=desc, disable=not self.progress, mininterval=10)
+        for step in bar:
+            model.train()
+            ids, labels = next(batches)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step)
+            loss = lm_loss(model(input_ids=ids).logits, ids, labels, token_weights(tok, ids, self.answer_weight))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
+            done = step + 1
+            if done % 25 == 0:
+                log["loss"].append({"step": done, "loss": round(ema, 4), "time": round(time.time() - self.t0, 1)})
+                bar.set_postfix(loss=f"{ema:.3f}")
+            if done % eval_every == 0 or done == last or done in self.checkpoint_steps:
+                self.evaluate(done, final=done == last, may_be_partial=desc == "phase 2")
+
+    def evaluate(self, done: int, final: bool, may_be_partial: bool) -> None:
+        """Held-out accuracy per task, the per-head scores, and a checkpoint where one is due."""
+        model, log = self.model, self.log
+        model.eval()
+        res = evaluate_all(model, n=100, split="test", seed=777)
+        row = {"step": done, **{k: round(v["accuracy"], 4) for k, v in res.items()}}
+        for task in ("ioi", "colored_objects"):
+            row[f"{task}_train"] = round(evaluate_batch(model, make(task, 100, "train", seed=778))["accuracy"], 4)
+        log["eval"].append(row)
+        log["heads"].append({"step": done, **self.probe.scores(model)})
+        if self.progress:
+            print(f"step {done} ({time.time() - self.t0:.0f}s): " + json.dumps(row), flush=True)
+        partial = (may_be_partial and log["partial_checkpoint"] is None and not final
+                   and PARTIAL[0] <= min(row["colored_objects"], row["colored_objects_train"])
+                   and row["colored_objects"] <= PARTIAL[1])
+        if partial:
+            log["partial_checkpoint"] = f"step{done}"
+        if (done in self.checkpoint_steps or partial) and not final:
+            _save(model, self.tok, self.out / "checkpoints" / f"step{done}")
+
+
+def train(out: str | Path, seed: int = 0, steps: int | None = None, threads: int = 1, dropout: bool = False,
+          checkpoint_steps: tuple[int, ...] = CHECKPOINT_STEPS, progress: bool = True,
+          resume_from: str | Path | None = None, **overrides: Any) -> dict[str, Any]:
+    """Train the organism from scratch and save it (and its intermediate checkpoints) to ``out``.
+
+    ``dropout=True`` trains the twin with GPT-2's dropout. ``overrides`` replace entries of
+    :data:`TRAIN` (e.g. ``lr=1e-3``) for experiments. ``resume_from`` (a phase-1 output directory
+    of the same recipe) skips phase 1: phase 2 starts from saved weights with a new optimizer in
+    both cases, so the result is the same.
+    """
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from ..runtime import seed_everything
+
+    torch.set_num_threads(threads)
+    seed_everything(seed)
+    hp = {**TRAIN, **overrides}
+    if steps is not None:
+        hp["steps"] = steps
+    out = Path(out)
+    tok = build_tokenizer()
+    config = {**CONFIG, **(DROPOUT if dropout else {})}
+    cfg = GPT2Config(vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, **config)
+    cfg._attn_implementation = "eager"  # attention patterns for the dense head scores
+    model = GPT2LMHeadModel(cfg)
+    if hp["pos_init"] == "sinusoidal":
+        with torch.no_grad():
+            model.transformer.wpe.weight.copy_(sinusoidal_positions(cfg.n_positions, cfg.n_embd, hp["pos_scale"]))
+    model.tokenizer = tok  # lets helpers.tasks encode prompts for the bare HF model during training
+    opt = adamw(model, hp["lr"], hp["weight_decay"], betas=BETAS)
+
+    def lr_at(step: int) -> float:
+        """Linear warm-up, constant, then a cosine decay over the last ``decay_frac`` of training."""
+        if step < hp["warmup"]:
+            return hp["lr"] * (step + 1) / hp["warmup"]
+        start = hp["steps"] * (1 - hp["decay_frac"])
+        if step < start:
+            return hp["lr"]
+        frac = (step - start) / max(1, hp["steps"] - start)
+        return hp["lr"] * (hp["min_lr_frac"] + (1 - hp["min_lr_frac"]) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+    log: dict[str, Any] = {"seed": seed, "config": config, "train": hp, "mixture": MIXTURE,
+                           "vocab_size": len(tok), "loss": [], "eval": [], "heads": [], "partial_checkpoint": None}
+    run = _Run(model, tok, out, log, HeadProbe(tok), checkpoint_steps, progress, hp["answer_weight"])
+    if resume_from is None:
+        batches = training_batches(tok, seed, hp["batch_size"], vocab_ids(tok), tuple(hp["repeat_len"]))
+        run.phase(opt, batches, lr_at, 0, hp["steps"], hp["eval_every"], "training organism")
+    else:  # phase 1's weights, saved exactly: phase 2 below starts afresh from them either way
+        model.load_state_dict(GPT2LMHeadModel.from_pretrained(resume_from).state_dict())
+        prev = Path(resume_from) / "train_log.json"
+        if prev.exists():
+            log.update({k: v for k, v in json.loads(prev.read_text()).items()
+                        if k in ("loss", "eval", "heads", "train_seconds")})
+        run.t0 -= log.pop("train_seconds", 0.0)
+    if hp["phase2_steps"]:
+        # Phase 2: the same tasks with Colored Objects weighing more, a new AdamW and its own batches.
+        seed_everything(seed + 1)
+        log["mixture2"] = MIXTURE2
+        _save(model, tok, out / "checkpoints" / f"step{hp['steps']}")
+        opt = adamw(model, hp["phase2_lr"], hp["weight_decay"], betas=BETAS)
+        batches = training_batches(tok, seed + 1, hp["batch_size"], vocab_ids(tok), tuple(hp["repeat_len"]),
+                                   mixture=MIXTURE2)
+        n2 = hp["phase2_steps"]
+
+        def lr2(step: int) -> float:
+            frac = (step - hp["steps"]) / n2
+            return hp["phase2_lr"] * (hp["min_lr_frac"] + (1 - hp["min_lr_frac"]) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+        run.phase(opt, batches, lr2, hp["steps"], hp["steps"] + n2, hp["phase2_eval_every"], "phase 2")
+    t0 = run.t0
+    log["train_seconds"] = round(time.time() - t0, 1)
+    log["torch"] = torch.__version__
+    model.eval()
+    if out.exists():
+        for f in out.iterdir():
+            if f.is_file():
+                f.unlink()
+    _save(model, tok, out, extra={"train_log.json": log})
+    return log
