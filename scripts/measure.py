@@ -186,8 +186,8 @@ def run_once(notebook: Path, params: dict[str, Any], keep: Path | None, asserts:
     import papermill as pm
     with tempfile.TemporaryDirectory(prefix="measure_") as tmp:
         record = Path(tmp) / "record.json"
-        out = (keep / f"{notebook.stem}__{'_'.join(f'{k}{v}' for k, v in params.items())}.ipynb"
-               if keep else Path(tmp) / "executed.ipynb")
+        tag = re.sub(r"[^A-Za-z0-9.=-]+", "_", "_".join(f"{k}={v}" for k, v in params.items()))
+        out = keep / f"{notebook.stem}__{tag}.ipynb" if keep else Path(tmp) / "executed.ipynb"
         env = {"PYTHONOPTIMIZE": "" if asserts else "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
