@@ -52,10 +52,10 @@ def test_token_lookup_refuses_unknown_words(model):
 # --------------------------------------------------------------------------- padding
 
 def test_padded_batch_with_default_last_position_is_refused(model):
-    texts = ["When Mary and John went to the store, John gave a drink to",
-             "When Mary and John went to the store and had a lot of fun, John gave a drink to"]
-    b = tasks.PromptBatch("ioi", texts, [" Mary"] * 2, [" John"] * 2)
-    enc = b.encode(model)
+    pool = tasks.make("ioi", 32, split="test", seed=0)
+    lengths = pool.encode(model).lengths.tolist()
+    short, long_ = lengths.index(min(lengths)), lengths.index(max(lengths))
+    enc = pool[[short, long_]].encode(model)
     assert enc.lengths[0] < enc.lengths[1]  # right-padded
     with pytest.raises(ValueError, match="pad"):
         P.logits_at(model, enc.tokens, -1)
@@ -257,3 +257,39 @@ def test_seed_none_is_refused(task):
     with pytest.raises(TypeError, match="seed"):
         tasks.make(task, 4, seed=None)
     assert tasks.make(task, 4, seed=3).texts == tasks.make(task, 4, seed=3).texts
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
+def test_every_analysis_helper_runs_in_half_precision(model, fp32_reference, dtype):
+    """The chapters' other helpers (lens, attribution, heads, neurons, saliency, clustering) in half precision:
+    no dtype error, finite results, and the same winners as float32 where they are clear."""
+    from helpers import attribution, clustering, heads, neurons, saliency
+
+    half = helpers.load_model("organism", device="cpu", dtype=dtype, verbose=False)
+    enc, _ = fp32_reference["ioi"]
+    rows = torch.arange(len(enc.end))
+    for m in (model, half):
+        _, cache = m.run_with_cache(enc.tokens)
+        stack, _ = lens.residual_stages(m, cache)
+        direction = attribution.logit_diff_direction(m, enc.answers, enc.distractors)
+        dla = attribution.direct_logit_attribution(m, cache, enc.end, direction).float()
+        assert torch.isfinite(dla).all() and torch.isfinite(lens.logit_lens(m, stack[:, rows, enc.end]).float()).all()
+        if m is model:
+            dla32 = dla
+    assert torch.allclose(dla.mean(-1), dla32.mean(-1), atol=0.1 * dla32.abs().max().item())
+    prev = heads.previous_token_scores(half, batch=8).float()
+    assert torch.isfinite(prev).all() and prev.argmax() == heads.previous_token_scores(model, batch=8).argmax()
+    assert torch.isfinite(heads.induction_scores(half, batch=8).float()).all()
+    cong = attribution.neuron_congruence(half, 0).float()
+    assert torch.isfinite(cong).all()
+    search = neurons.congruence_search(half, progress=False)
+    assert len(neurons.top_token_neurons(search, half, k=3)) == 3
+    texts = [t for t in tasks.make("filler", 16, seed=0).texts]
+    stream, mask = neurons.encode_texts(half, texts)
+    rec = neurons.record_stream(half, stream, mask, [(0, 0), (1, 3)])
+    assert torch.isfinite(rec.act((0, 0)).float()).all()
+    shares = saliency.grad_x_input(half, enc.tokens, enc.end, enc.answers).float()
+    assert torch.isfinite(shares).all() and torch.allclose(shares.sum(-1), torch.ones(len(rows)), atol=0.05)
+    acts = clustering.token_activations(half, enc.tokens, enc.end + 1, "blocks.1.hook_resid_post")
+    labels, _, inertia = clustering.kmeans(acts.acts, 3)  # the chapter's call, on half-precision activations
+    assert labels.shape[0] == acts.acts.shape[0] and torch.isfinite(torch.tensor(float(inertia)))
