@@ -322,3 +322,27 @@ def test_freeze_hooks_and_steering_strength(setup):
     steered_frozen, _ = C.run_with_attention(model, clean, [(0, 0)], end, keys,
                                              extra_hooks=C.freeze_hooks(P.cache_activations(model, clean, names)))
     assert not torch.allclose(steered, steered_frozen, atol=1e-5)
+
+
+def test_behaviour_roles_one_rule():
+    idx = [C.head_name((0, j)) for j in range(4)]
+    table = pd.DataFrame({"END→answer": [0.5, 0.5, 0.0, 0.0], "END→rival": [0.0, 0.6, 0.6, 0.0],
+                          "repeat→first": [0.0, 0.0, 0.0, 0.1], "repeat→first+1": [0.0, 0.0, 0.0, 0.4]}, index=idx)
+    effect = torch.tensor([[-0.1, -0.2, -0.3, 0.0]])
+    copy = torch.tensor([[0.9, 0.1, 0.0, 0.0]])
+    roles = C.behaviour_roles([(0, j) for j in range(4)], table, effect, copy, att_min=0.3, copy_min=0.5)
+    assert [roles[(0, j)][0] for j in range(4)] == ["mover", "inhibition", "inhibition", "induction"]
+    effect[0, 2] = 0.1  # looks at the rival but patching it does not lower the metric: not inhibition
+    roles = C.behaviour_roles([(0, 2)], table, effect, copy, att_min=0.3, copy_min=0.5)
+    assert roles[(0, 2)][0] == "other"
+    with pytest.raises(KeyError, match="columns"):
+        C.behaviour_roles([(0, 0)], table[["END→answer"]], effect, copy, 0.3, 0.5)
+
+
+def test_random_overlap_baseline():
+    r = C.random_overlap(4, 8, 32, draws=20000, seed=0)
+    assert abs(r["of_a"][0] - 8 / 32) < 0.01  # E|a ∩ b| / |a| = |b| / n
+    assert r["of_a"][1] <= r["of_a"][0] <= r["of_a"][2]
+    assert C.random_overlap(32, 32, 32, draws=10)["jaccard"] == (1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="sizes"):
+        C.random_overlap(0, 3, 32)

@@ -14,6 +14,7 @@ from .head_sets import (
     heads_variant,
     overlap,
     parse_head,
+    random_overlap,
     top_heads,
     z_hooks,
 )
@@ -23,6 +24,7 @@ from .roles import (
     ROLE_COLUMNS,
     attention_scores,
     attention_table,
+    behaviour_roles,
     classify_heads,
     classify_roles,
     copy_scores,
@@ -31,7 +33,8 @@ from .steering import run_with_attention
 
 __all__ = [
     "ROLE_COLUMNS", "FoundCircuit", "Head", "TaskCircuit", "attention_scores", "attention_table",
-    "cache_with_patch", "check_heads", "classify_heads", "classify_roles", "complement_variant", "copy_scores",
+    "behaviour_roles", "cache_with_patch", "check_heads", "classify_heads", "classify_roles", "complement_variant",
+    "copy_scores",
     "find_circuit", "freeze_hooks", "head_name", "heads_variant", "knockout_effects", "overlap", "parse_head",
-    "path_patch", "run_with_attention", "task_circuit", "top_heads", "z_hooks",
+    "path_patch", "random_overlap", "run_with_attention", "task_circuit", "top_heads", "z_hooks",
 ]

@@ -68,3 +68,19 @@ def overlap(a: Sequence[Head], b: Sequence[Head]) -> dict[str, float]:
         raise ValueError("both circuits need at least one head to compare them")
     inter = len(sa & sb)
     return {"shared": inter, "of_b": inter / len(sb), "of_a": inter / len(sa), "jaccard": inter / len(sa | sb)}
+
+
+def random_overlap(n_a: int, n_b: int, n_heads: int, draws: int = 10000, seed: int = 0) -> dict[str, tuple]:
+    """The overlap of two random head sets of sizes ``n_a`` and ``n_b`` out of ``n_heads``: the baseline.
+
+    Returns, for ``of_a`` (|a ∩ b| / |a|) and ``jaccard``, (expected value, 2.5% and 97.5% quantiles)
+    over ``draws`` pairs of sets drawn uniformly without replacement.
+    """
+    if not (1 <= n_a <= n_heads and 1 <= n_b <= n_heads):
+        raise ValueError(f"set sizes must lie in [1, {n_heads}], got {n_a} and {n_b}")
+    g = torch.Generator().manual_seed(seed)
+    a = torch.rand(draws, n_heads, generator=g).argsort(-1) < n_a  # [draws, n_heads] membership
+    b = torch.rand(draws, n_heads, generator=g).argsort(-1) < n_b
+    inter = (a & b).sum(-1).float()
+    stats = {"of_a": inter / n_a, "jaccard": inter / (a | b).sum(-1).float()}
+    return {k: (v.mean().item(), v.quantile(0.025).item(), v.quantile(0.975).item()) for k, v in stats.items()}

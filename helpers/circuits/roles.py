@@ -170,3 +170,39 @@ def classify_roles(tc: TaskCircuit, table: pd.DataFrame) -> dict[Head, tuple[str
                    f"END→rival {r['END→rival']:.2f}")
         out[tuple(h)] = (role, why)
     return out
+
+
+def behaviour_roles(heads: Sequence[Head], table: pd.DataFrame, effect: torch.Tensor, copy: torch.Tensor,
+                    att_min: float, copy_min: float) -> dict[Head, tuple[str, str]]:
+    """Name each head's role from what it measurably does, by one rule for every task -> {head: (role, why)}.
+
+    ``table``: :func:`attention_table` (``how="sum"``) with the columns of :data:`ROLE_COLUMNS`;
+    ``effect`` [L, H]: change of the task metric (fraction of the clean one) when the head's output is
+    patched from the corrupted run (:func:`helpers.circuits.knockout_effects` with the corrupted cache);
+    ``copy`` [L, H]: :func:`copy_scores` of the task's answer tokens (names; colors). In this order:
+    *mover* if END→answer >= ``att_min`` and copy >= ``copy_min`` (it attends the answer and its OV
+    circuit writes the attended token's own logit); *inhibition* if END→rival >= ``att_min`` and
+    patching its output lowers the metric (it looks at the rival(s) and helps the right answer);
+    *duplicate-token* / *induction* if repeat→first / repeat→first+1 (the larger) >= ``att_min``;
+    otherwise *other*. No sign of a knockout decides a role on its own.
+    """
+    missing = [c for c in ROLE_COLUMNS if c not in table.columns]
+    if missing:
+        raise KeyError(f"attention table lacks the columns {missing}")
+    out: dict[Head, tuple[str, str]] = {}
+    for h in heads:
+        h = tuple(h)
+        r, e, c = table.loc[head_name(h)], float(effect[h]), float(copy[h])
+        why = (f"END→answer {r['END→answer']:.2f}, END→rival {r['END→rival']:.2f}, copy {c:.2f}, "
+               f"patched {e:+.0%}")
+        if r["END→answer"] >= att_min and c >= copy_min:
+            role = "mover"
+        elif r["END→rival"] >= att_min and e < 0:
+            role = "inhibition"
+        elif max(r["repeat→first"], r["repeat→first+1"]) >= att_min:
+            role = "duplicate-token" if r["repeat→first"] >= r["repeat→first+1"] else "induction"
+            why = f"repeat→first {r['repeat→first']:.2f}, →first+1 {r['repeat→first+1']:.2f}; " + why
+        else:
+            role = "other"
+        out[h] = (role, why)
+    return out
