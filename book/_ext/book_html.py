@@ -143,6 +143,8 @@ def _resolved(app: Sphinx, doctree: nodes.document, docname: str) -> None:
 
 
 def _page(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    # jupyter-book gives the theme no default colour mode, and its script then logs an error on every page.
+    context["default_mode"] = context.get("default_mode") or "auto"
     scripts = context.get("script_files")
     if scripts:  # one copy of each script (sphinx-thebe's inline config is added twice by jupyter-book)
         seen, unique = set(), []
