@@ -5,8 +5,9 @@ Inside a Jupyter kernel (the book build, nbval, papermill, Jupyter, VS Code, Col
 - matplotlib draws inline whatever ``MPLBACKEND`` says, so no ``plt.show()`` drops a figure;
 - each PNG carries a one-line description of its figure (titles, axes, legend) in its ``Description``
   text chunk, which the book's Sphinx extension (``book/_ext/book_html.py``) turns into alt text;
-- progress bars are plain text where no widget frontend will draw them (the book build, nbval,
-  papermill: kernels run by nbclient), and the Hugging Face "Loading weights" bars are off there;
+- progress bars are one line of text, written when done, where no widget frontend will draw them (the
+  book build, nbval, papermill: kernels run by nbclient), and the Hugging Face "Loading weights" bars are
+  off there;
   in Jupyter, VS Code and Colab they stay widgets. ``CIRCUITS_PROGRESS=text|widgets`` overrides.
 
 Outside a kernel (scripts, pytest) it does nothing.
@@ -68,13 +69,26 @@ def _png_with_description(fig) -> bytes:
 
 
 def _text_progress_bars() -> None:
-    """tqdm.auto -> plain text bars (for modules imported from now on, and for transformers' bars)."""
+    """tqdm.auto -> a text bar that writes one line, its final state, when it closes.
+
+    A saved notebook keeps every ``\\r`` update of a live text bar (hundreds of lines once its stream
+    pieces are merged for the page); its last state, with the time taken, is what a reader wants."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when huggingface_hub is imported
     import tqdm.auto
     import tqdm.autonotebook
     import tqdm.std
 
-    tqdm.auto.tqdm = tqdm.autonotebook.tqdm = tqdm.std.tqdm
+    class FinalLineTqdm(tqdm.std.tqdm):
+        _final = False
+
+        def display(self, *args, **kwargs):
+            return super().display(*args, **kwargs) if self._final else None
+
+        def close(self) -> None:
+            self._final = True
+            super().close()
+
+    tqdm.auto.tqdm = tqdm.autonotebook.tqdm = FinalLineTqdm
     if "transformers" in sys.modules:  # imported before helpers: switch its bars off explicitly
         from transformers.utils import logging as hf_logging
 

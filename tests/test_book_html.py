@@ -112,7 +112,8 @@ def test_kernel_setup_inline_figures_and_text_bars(tmp_path, monkeypatch):
     assert png.text["Description"] == "Figure: plot 'a line'"
     bars = nb.cells[2].outputs
     assert bars and all(o["output_type"] == "stream" for o in bars), json.dumps(bars)[:300]
-    assert "steps: 100%" in "".join(o["text"] for o in bars)
+    text = "".join(o["text"] for o in bars)
+    assert "steps: 100%" in text and "steps:   0%" not in text  # one line, the final state
 
 
 def test_set_repository_rewrites_badges_and_clones():

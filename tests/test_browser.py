@@ -165,6 +165,9 @@ def notebook_problems(cells: list[NotebookCell]) -> list[str]:
                 problems.append(f"{cell.label}: '<Figure size …>' text instead of a figure")
             if "is non-interactive, and thus cannot be shown" in text:
                 problems.append(f"{cell.label}: matplotlib has no inline backend ({text.strip()[:120]!r})")
+        updates = sum(len(re.findall(r"\d+%\|", _text(o))) for o in cell.outputs if o["output_type"] == "stream")
+        if updates > 10:
+            problems.append(f"{cell.label}: text progress bars wrote {updates} updates (the page shows them all)")
         if _calls_show(cell.source) and "image" not in cell.kinds:
             problems.append(f"{cell.label}: calls plt.show() but outputs no image (figure dropped)")
         if "error" in cell.kinds:
