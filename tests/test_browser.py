@@ -346,6 +346,11 @@ def _visit(browser, base: str, page: str) -> Visit:
         v.axe = [{"id": x["id"], "impact": x["impact"], "help": x["help"],
                   "nodes": [", ".join(n["target"]) for n in x["nodes"]][:5]}
                  for x in Axe().run(pg).response["violations"]]
+    # circuitsvis's charts paint when first scrolled into view: show each once so the screenshot has them
+    for el in pg.query_selector_all('div[id^="circuits-vis-"], .plotly-graph-div'):
+        el.scroll_into_view_if_needed()
+        pg.wait_for_timeout(300)
+    pg.evaluate("() => window.scrollTo(0, 0)")
     SHOTS.mkdir(parents=True, exist_ok=True)
     pg.screenshot(path=str(SHOTS / f"{page.replace('/', '__')}.png"), full_page=True)
     context.close()
