@@ -50,10 +50,23 @@ def test_corrupted_checkpoint_is_refused(tmp_path):
         load_model(str(bad), device="cpu", verbose=False)
 
 
-def test_organism_clears_the_bar_quickly(organism):
-    res = evaluate_batch(organism, make("ioi", 100, split="test", seed=5))
-    assert res["accuracy"] >= 0.95
-    assert evaluate_induction(organism, n=20, seed=5)["accuracy"] >= 0.9  # the bar; it measures 1.0
+def test_organism_generalises_to_held_out_structures(organism):
+    # Floors under the model card's measured figures (IOI 0.92-0.94 held-out, 1.00 on training structures;
+    # Colored Objects 0.87 top-1 in the classic phrasing with unseen objects; induction 1.0).
+    assert evaluate_batch(organism, make("ioi", 100, split="test", seed=5))["accuracy"] >= 0.88
+    assert evaluate_batch(organism, make("ioi", 100, split="train", seed=5))["accuracy"] >= 0.97
+    co = evaluate_batch(organism, make("colored_objects", 100, split="test", seed=5, phrasing="classic"))
+    assert co["top1"] >= 0.75
+    assert evaluate_induction(organism, n=20, seed=5)["accuracy"] >= 0.9
+
+
+def test_partly_solved_checkpoint_is_partly_solved():
+    import json
+
+    tag = json.loads((ORGANISM_DIR / "train_log.json").read_text())["partial_checkpoint"]
+    m = load_model(f"organism@{tag}", device="cpu", verbose=False)
+    acc = evaluate_batch(m, make("colored_objects", 150, split="test", seed=5))["accuracy"]
+    assert 0.4 <= acc <= 0.8, acc
 
 
 def test_gpt2_small_shaped_model_runs_every_generator(tmp_path, random_gpt2):
@@ -79,6 +92,11 @@ def test_training_is_deterministic(tmp_path):
     from helpers.loading import sha256_file
     from helpers.organism import train
 
-    logs = [train(tmp_path / name, seed=3, steps=3, checkpoint_steps=(), progress=False) for name in "ab"]
+    kw = {"seed": 3, "steps": 3, "checkpoint_steps": (), "progress": False, "phase2_steps": 2}
+    logs = [train(tmp_path / name, **kw) for name in "ab"]
     assert sha256_file(tmp_path / "a" / "model.safetensors") == sha256_file(tmp_path / "b" / "model.safetensors")
     assert logs[0]["eval"] == logs[1]["eval"]
+    # Phase 2 from phase 1's saved weights (--resume-phase2) gives the same model as the continuous run.
+    train(tmp_path / "p1", **{**kw, "phase2_steps": 0})
+    train(tmp_path / "c", resume_from=tmp_path / "p1", **kw)
+    assert sha256_file(tmp_path / "c" / "model.safetensors") == sha256_file(tmp_path / "a" / "model.safetensors")
