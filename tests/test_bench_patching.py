@@ -17,7 +17,7 @@ threads, 2 runs of this file (loop and batched back to back in each case):
 Under load (other training jobs, load average 2.2-2.7, one torch thread) the same cases gave
 12.6-13.7x, 16.2-17.8x, 11.4-12.5x and 55-57x.
 
-Where the batched time goes: the plain-torch suffix path (``helpers/patching.py``) recomputes only
+Where the batched time goes: the suffix engine (``helpers/patching/suffix.py``) recomputes only
 positions >= the first patched one, the patched block only at the patched position, the last block
 at the answer positions only, and only the metric's tokens of the unembedding; patches before the
 first token where clean and corrupted prompts differ (here position n_pos // 3) are no-ops and are

@@ -324,3 +324,12 @@ def test_answer_logit_metric():
     want = logits[:, [0, 1, 2], ans] - logits.mean(-1)
     assert torch.allclose(m(logits), want) and torch.allclose(P.answer_logit_metric(ans)(logits), want.mean(-1))
     assert m.tokens is None  # it reads the whole vocabulary
+
+
+def test_metric_type_carries_checked_tokens():
+    m = P.Metric(lambda logits: logits[..., 0].mean(-1), torch.tensor([3, 1]))
+    assert torch.equal(m(torch.ones(2, 3, 5)), torch.ones(2)) and m.tokens.tolist() == [3, 1]
+    with pytest.raises(ValueError, match="token ids"):
+        P.Metric(lambda logits: logits, torch.tensor([0.5]))
+    with pytest.raises(ValueError, match="token ids"):
+        P.Metric(lambda logits: logits, [3, 1])
