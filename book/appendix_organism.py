@@ -16,15 +16,18 @@
 # %% [markdown]
 # # Appendix: the model organism
 #
-# GPT-2's weights cannot be downloaded on the machine this book is built on, so the chapters on the
-# "an" neuron, debugging, IOI and circuit reuse run on a **model organism**: a 4-layer GPT-2 the
-# book trains itself, on CPU, in minutes, on text written by its own task generators
-# (`helpers/tasks/`). This model card says how it is made — tokenizer, corpus mixture, training —
-# and measures what it can do on prompts it never saw in training: indirect object identification
-# (Wang et al., 2022), a/an prediction (Neo & Miller, 2023), counting, induction on random tokens
-# (Olsson et al., 2022) and Colored Objects (Merullo et al., 2023). It is loaded exactly like GPT-2,
-# through TransformerLens's `TransformerBridge`, so every chapter's code runs on either; set
-# `MODEL = "gpt2-small"` below on a machine with network access to measure GPT-2 on the same prompts.
+# GPT-2's weights cannot be downloaded on the machine this book is built on, so the chapters run on a
+# **model organism**: a 4-layer GPT-2 the book trains itself, on one CPU thread, on text written by
+# small *grammars* of its tasks (`helpers/tasks/`): indirect object identification (Wang et al., 2022),
+# a/an prediction (Neo & Miller, 2023), counting, induction on random tokens (Olsson et al., 2022) and
+# Colored Objects (Merullo et al., 2023). It is loaded exactly like GPT-2, through TransformerLens's
+# `TransformerBridge`, so every chapter's code runs on either; set `MODEL = "gpt2-small"` below on a
+# machine with network access to measure GPT-2 on the same prompts.
+#
+# This card says how the organism is made and measures it where it matters for the book: on
+# **structures it never saw**. Each grammar holds whole rules out of training (a way of joining the
+# two names, a question phrasing, a counting frame …), and every task is reported on training
+# structures and on held-out structures side by side.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/circuits-executable/circuits-executable/blob/main/book/appendix_organism.ipynb)
 
@@ -40,9 +43,9 @@ if "google.colab" in sys.modules and not os.path.isdir("circuits-executable"):
     sys.path.insert(0, os.path.abspath("circuits-executable"))
 
 # %% tags=["parameters"]
-MODEL = "organism"   # or "gpt2-small" (needs network), or "organism@step1000" (an intermediate checkpoint)
-N_PROMPTS = 200      # held-out prompts per task
-SEED = 12345         # seed of the held-out prompt sets
+MODEL = "organism"   # or "gpt2-small" (needs network), "organism@step4050" (a checkpoint), "organism-dropout"
+N_PROMPTS = 200      # prompts per task and structure
+SEED = 12345         # seed of the prompt sets
 RECORD = ""          # set by scripts/measure.py: the last cell writes this run's measurements there
 
 # %%
@@ -50,34 +53,35 @@ import json
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import display
 
 import helpers
 from helpers import measured, organism
-from helpers.models import ORGANISM_DIR
-from helpers.tasks.evaluate import evaluate_all
+from helpers.loading import ORGANISM_DIR
+from helpers.organism.card import generalisation
+from helpers.tasks import colored_objects, ioi
 
 print(helpers.describe())
 model = helpers.load_model(MODEL)
-IS_ORGANISM = MODEL.startswith("organism")
+IS_ORGANISM = MODEL == "organism"
 M = measured.load("appendix")  # the measured floors asserted below (book/measured/appendix.json)
 print(f"running on: {MODEL}")
 
 # %% [markdown]
 # ## The model and its tokenizer
 #
-# A Hugging Face `GPT2LMHeadModel`, GPT-2's architecture at a small size: several heads in every
-# layer (IOI needs name movers, S-inhibition, induction and duplicate-token heads to be *separate*
-# heads) and an MLP in every block (the "an" neuron lives in one). No dropout: the book wants the
-# same weights from the same seed.
+# A Hugging Face `GPT2LMHeadModel`, GPT-2's architecture at a small size: 4 layers of 8 heads (IOI needs
+# name movers, S-inhibition, induction and duplicate-token heads to be *separate* heads) and an MLP in
+# every block (the "an" neuron lives in one). No dropout in the shipped organism, so the same seed gives
+# the same weights on the same kind of CPU; its twin `organism-dropout` has GPT-2's dropout (chapter 4
+# compares their backup heads).
 #
 # The tokenizer is word-level: a `tokenizers` WordLevel model whose pre-tokenizer splits on white
-# space and isolates punctuation, as text is written, so `"store,"` is `store` + `,`. Its vocabulary
-# is every word the task generators can write (all splits, so held-out names and objects have tokens)
-# plus the numbers 0–100. Like GPT-2 it has one special token, `<|endoftext|>`, used as BOS, EOS and
-# padding; `model.to_tokens` prepends it, exactly as for GPT-2, and every training sequence starts
-# with it, so a prompt with BOS is what the organism saw in training. Words never carry a space:
-# the organism's token for `" Mary"` is `Mary`, and the same prompt strings serve GPT-2, whose
-# `" Mary"` is one token with its space.
+# space and isolates punctuation, so `"store,"` is `store` + `,`. Its vocabulary is every word the
+# grammars can write (all splits, so held-out names and objects have tokens) plus the numbers 0–100.
+# Like GPT-2 it has one special token, `<|endoftext|>`, used as BOS, EOS and padding; `model.to_tokens`
+# prepends it, exactly as for GPT-2. A word the organism does not know is refused with its name, not
+# silently turned into `<unk>`.
 
 # %%
 cfg = model.cfg
@@ -88,120 +92,198 @@ prompt = "When Mary and John went to the store, John gave a drink to"
 print(model.to_str_tokens(prompt))
 
 # %% [markdown]
-# ## The corpus
+# ## The corpus: grammars, with whole structures held out
 #
-# Each training sequence is one text from one task, drawn with the shares below (fixed before
-# training; changed once, for induction: see *When each skill appears*). Texts come from the *training* split of each generator: IOI
-# holds out a fifth of its templates and a fifth of its (IO, S) name pairs (and four names entirely),
-# articles a fifth of its cue × action templates (the seed's "pear tree" prompt among them),
-# Colored Objects four of its twenty objects, counting every sequence that starts at a multiple of 3.
-# Held-out names and objects still occur in the filler text, so they have trained embeddings.
-# Repeated random sequences are drawn from the **whole** vocabulary, so induction is not tied to a
-# reserved set of tokens.
+# A template corpus breeds template shortcuts: the book's previous organism answered IOI by suppressing
+# "the last name" and fell to chance on a new sentence frame. So every task is written by a grammar, and
+# the only reliable cue is the one the task is about:
+#
+# - **IOI**: the names at the start, after a subordinate clause, after a sentence adverb or after a
+#   scene-setting sentence; joined by "and", "with" or a verb ("saw", "called"); zero or one sentence in
+#   between; a third name right after S2 ("John, a friend of Kate, gave …") that the answer must skip, so
+#   S2 is often not the last name; ten final verbs. **Held out** (test split only): the join "met", two
+#   sentences in between, the third name in a sentence in between, the verbs "sent" and "showed", and the
+#   openings "As soon as", "That evening," and "It was early in the morning.".
+# - **Colored Objects**: 2–4 objects, four ways to list them and three to ask, with "a"/"an" agreeing
+#   with the color; a training text asks up to three questions about one scene. **Held out**: the list
+#   "The {surface} has … on it.", the question "Can you tell me the color of the …?", the frame
+#   "Question: … Answer:", and four of the twenty objects.
+# - **a/an**: cue × action templates; **held out**: one cue per category and a fifth of the other
+#   compositions. **Counting**: bare sequences or after a frame; **held out**: the frame "Let us count:"
+#   and a fifth of the (start, stop) sequences.
+# - **Filler** sentences use the held-out phrasings' words ("met", "sent", "Question: … Answer:") in
+#   other sentences, so the test splits hold out *structures*, not words.
 
 # %%
-mix = pd.DataFrame({"share": organism.MIXTURE}).sort_values("share", ascending=False)
-print(mix.to_string())
+mix = pd.DataFrame({"phase 1": organism.MIXTURE, "phase 2": organism.corpus.MIXTURE2})
+print(mix.sort_values("phase 1", ascending=False).to_string())
 for task, text in organism.mixture_sample(8, seed=1):
     print(f"{task:>16} | {text if text else '(random tokens, repeated)'}")
+print("\nIOI, held-out structures:")
+for t in ioi.generate(4, split="test", seed=3).texts:
+    print("  ", t)
+print("Colored Objects, held-out phrasings:")
+for t in colored_objects.generate(3, split="test", seed=3).texts:
+    print("  ", t)
 
 # %% [markdown]
 # ## Training
 #
-# `python -m helpers.organism --out helpers/assets/organism --seed 0` retrains from scratch on one
-# CPU thread (fixed, so the same seed gives the same weights; 765 s measured for the shipped run); it
-# saves the final weights, five intermediate checkpoints (`organism@step500` … `organism@step2500`) and the log plotted here:
-# the training loss, and held-out accuracy of each task every 250 steps. GPT-2's learned
-# position embeddings are *initialised* with sinusoids (a choice made to speed up position-dependent
-# heads; it is an initialisation only, the architecture is GPT-2's). AdamW, learning rate
-# 2e-3 after a 100-step warm-up, constant, then a cosine decay over the last quarter; 3,000 steps of
-# 128 sequences, grouped by length so little compute goes to padding.
+# `python -m helpers.organism --out helpers/assets/organism --seed 0` retrains from scratch on one CPU
+# thread, in two phases:
+#
+# 1. **4,000 steps** of 128 sequences, the mixture above (phase 1), AdamW at 2e-3 after a 100-step
+#    warm-up, a cosine decay over the last quarter. Colored Objects answers (the color after "A:") weigh
+#    10× in the loss: in the mixture a color answer is about one token in 3,000, and with a uniform loss
+#    the task stayed at chance.
+# 2. **1,000 steps** of the same tasks with Colored Objects at half of the sequences (phase 2), a new
+#    AdamW at 1e-3 with a cosine decay. Phase 2 starts from phase 1's saved weights, so
+#    `--resume-phase2 DIR` reproduces it from a finished phase 1.
+#
+# GPT-2's learned position embeddings are *initialised* with sinusoids (an initialisation only). The run
+# saves checkpoints at steps 500–3,000, at 4,000 (end of phase 1) and at the first phase-2 evaluation
+# where Colored Objects is partly solved (both held-out and training prompts between 45% and 75%: chapter
+# 5's repair runs there), and a log with every task's held-out accuracy and every head's attention scores
+# each 100 steps (50 in phase 2), plotted here.
 
 # %%
 log = json.loads((ORGANISM_DIR / "train_log.json").read_text())
-print({k: log[k] for k in ("seed", "train_seconds", "vocab_size")}, log["train"])
+print({k: log[k] for k in ("seed", "train_seconds", "vocab_size", "partial_checkpoint")})
 loss = pd.DataFrame(log["loss"])
 acc = pd.DataFrame(log["eval"]).set_index("step")
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6))
+tasks_shown = ["induction", "articles", "counting", "ioi", "colored_objects"]
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11.5, 3.8))
 ax1.plot(loss["step"], loss["loss"])
-ax1.set(xlabel="step", ylabel="training loss (EMA)", yscale="log", title="loss")
-for col in acc.columns:
-    ax2.plot(acc.index, acc[col], marker="o", ms=3, label=col)
+ax1.set(xlabel="step", ylabel="training loss (EMA, weighted)", yscale="log", title="loss")
+for col in tasks_shown:
+    ax2.plot(acc.index, acc[col], lw=1.4, label=f"{col} (held-out)")
+ax2.plot(acc.index, acc["colored_objects_train"], lw=1, ls="--", color="tab:purple",
+         label="colored_objects (training structures)")
+phase2 = log["train"]["steps"]
 ckpts = sorted(int(p.name[4:]) for p in (ORGANISM_DIR / "checkpoints").iterdir())
 for s in ckpts:
     ax2.axvline(s, color="grey", lw=0.6, ls=":")
-ax2.set(xlabel="step", ylabel="held-out accuracy", title="tasks during training (dotted: checkpoints)")
-ax2.legend(fontsize=8)
+ax2.axvspan(phase2, acc.index.max(), color="tab:orange", alpha=0.08, label="phase 2")
+ax2.set(xlabel="step", ylabel="accuracy", title="tasks during training (dotted: checkpoints)")
+ax2.legend(fontsize=7, loc="lower right")
 plt.tight_layout()
 plt.show()
-print(acc.to_string())
+
+
+def first_step(task: str, level: float = 0.9) -> int | None:
+    """The first logged step at which ``task``'s held-out accuracy reaches ``level``."""
+    hit = acc.index[acc[task] >= level]
+    return int(hit[0]) if len(hit) else None
+
+
+formed = pd.Series({t: first_step(t) for t in tasks_shown}, name="first step at >= 90% held-out")
+print(formed.to_string())
 
 # %% [markdown]
-# ## Held-out accuracy and logit difference
+# Counting and a/an are learned first; **induction** arrives in a phase change (the jump in the curve)
+# and IOI, which in GPT-2 uses induction and duplicate-token heads, only after it. Colored Objects stays
+# at chance for most of phase 1 and forms late: it is partly solved at the end of phase 1 and solved on
+# training phrasings in phase 2.
+
+# %%
+if IS_ORGANISM:
+    assert formed["induction"] is not None and formed["ioi"] is not None
+    assert formed["induction"] < formed["ioi"], "induction forms before IOI"
+    at_2000 = acc.loc[acc.index <= 2000, "colored_objects"].max()
+    assert at_2000 < M["CO_EARLY_MAX"], "Colored Objects is at chance in the first half of phase 1"
+
+# %% [markdown]
+# ## Held-out structures, task by task
 #
-# Prompts from the held-out splits only: IOI on unseen templates **and** unseen (IO, S) name pairs
-# (accuracy: the IO logit above the S logit; logit difference IO − S), a/an on unseen templates (the right article
-# above the other), counting on sequences starting where training never starts (top-1: the next
-# number is the most likely token), induction top-1 on the second copy of random 20-token sequences
-# drawn from the whole vocabulary, and Colored Objects with an unseen object in every prompt
-# (accuracy: the asked-for color above both other listed colors; logit difference against one of
-# them). `top1` is the answer being the single most likely token.
+# Each task on its training structures and on held-out structures (new prompts either way), then each
+# held-out rule alone (the other rules drawn from the training ones). `accuracy` is the answer's logit
+# above the distractor's (IOI: IO above S; Colored Objects: above *both* other listed colors; a/an: the
+# right article); `top1` is the answer being the most likely of all tokens.
 
 # %%
-results = evaluate_all(model, n=N_PROMPTS, split="test", seed=SEED)
-table = pd.DataFrame(results).T[["n", "accuracy", "top1", "logit_diff"]]
-table["n"] = table["n"].astype(int)
-print(table.round(3).to_string())
-# A harder check, reported and not asserted: the IO is one of four names never seen in IOI training
-# (they occur only in filler text), so the answer must be copied from the context.
-ioi_new = evaluate_all(model, n=N_PROMPTS, split="test_names", seed=SEED, tasks=("ioi",))["ioi"]
-print(f"IOI with an IO never seen in IOI training: accuracy {ioi_new['accuracy']:.3f}, "
-      f"logit diff {ioi_new['logit_diff']:.2f}")
+card = generalisation(model, n=N_PROMPTS, seed=SEED)
+pd.set_option("display.width", 160)
+display(card.round(3))
+main = card[card["structure"].isin(["training structures", "held-out structures (all)"])]
+side = main.pivot(index="task", columns="structure", values="top1")[["training structures",
+                                                                     "held-out structures (all)"]]
+ioi_rules = card[(card["task"] == "ioi") & card["structure"].str.contains("=")]
+fig, (a1, a2) = plt.subplots(1, 2, figsize=(11.5, 3.4), gridspec_kw={"width_ratios": [1, 1.3]})
+side.plot.barh(ax=a1)
+a1.set(xlabel="top-1 accuracy", xlim=(0, 1.02), title="training vs held-out structures")
+a1.legend(fontsize=8, loc="lower left")
+a2.barh(ioi_rules["structure"], ioi_rules["accuracy"], color="tab:green")
+a2.axvline(0.9, color="grey", ls=":")
+a2.set(xlabel="IO above S", xlim=(0, 1.02), title="IOI, each held-out rule alone")
+a2.invert_yaxis()
+plt.tight_layout()
+plt.show()
 
 # %%
-# The bar set for the organism (held-out prompts) next to what it reaches. Every bar not met is
-# printed as such; the asserts hold the organism to floors a little under its measured values
-# (seed 0, these prompt sets), so a regression in training or in the helpers fails here.
-BAR = {"ioi": ("accuracy", 0.95), "articles": ("accuracy", 0.95), "counting": ("top1", 0.95),
-       "induction": ("top1", 0.90)}
-check = pd.DataFrame([{"task": t, "metric": k, "bar": b, "measured": round(results[t][k], 3),
-                       "met": results[t][k] >= b} for t, (k, b) in BAR.items()])
-print(check.to_string(index=False))
-if MODEL == "organism":
-    FLOOR = {"ioi": M["IOI_ACC_MIN"], "articles": M["ARTICLES_ACC_MIN"], "counting": M["COUNTING_TOP1_MIN"],
-             "induction": M["INDUCTION_TOP1_MIN"]}
-    for t, (k, _) in BAR.items():
-        assert results[t][k] >= FLOOR[t], (t, results[t][k], FLOOR[t])
-    assert results["ioi"]["logit_diff"] > M["IOI_LD_MIN"] and results["articles"]["logit_diff"] > M["ARTICLES_LD_MIN"]
+# The issue's bar (held-out structures) next to what the organism reaches. Bars not met are printed as
+# such; the asserts hold the organism to floors a little under its measured values (three prompt sets).
+ioi_worst = ioi_rules.loc[ioi_rules["accuracy"].idxmin()]
+row = {(r.task, r.structure): r for r in card.itertuples()}
+held = "held-out structures (all)"
+BAR = [("IOI, held-out structures", row["ioi", held].accuracy, 0.95),
+       (f"IOI, worst held-out rule ({ioi_worst['structure']})", ioi_worst["accuracy"], 0.90),
+       ("Colored Objects, held-out structures (top-1)", row["colored_objects", held].top1, 0.85),
+       ("a/an, held-out structures", row["articles", held].accuracy, 0.95),
+       ("counting, held-out structures (top-1)", row["counting", held].top1, 0.95),
+       ("induction (top-1)", row["induction", "random repeated tokens"].top1, 0.95)]
+check = pd.DataFrame(BAR, columns=["what", "measured", "bar"])
+check["met"] = check["measured"] >= check["bar"]
+print(check.round(3).to_string(index=False))
+
+# %%
+if IS_ORGANISM:
+    assert row["ioi", held].accuracy >= M["IOI_HELDOUT_MIN"]
+    assert ioi_worst["accuracy"] >= M["IOI_WORST_RULE_MIN"]
+    assert row["ioi", "training structures"].accuracy >= M["IOI_TRAIN_MIN"]
+    assert row["colored_objects", held].top1 >= M["CO_HELDOUT_TOP1_MIN"]
+    assert row["colored_objects", "classic BIG-bench phrasing"].top1 >= M["CO_CLASSIC_TOP1_MIN"]
+    assert row["colored_objects", "training structures"].top1 >= M["CO_TRAIN_TOP1_MIN"]
+    assert row["articles", held].accuracy >= M["ARTICLES_HELDOUT_MIN"]
+    assert row["counting", held].top1 >= M["COUNTING_HELDOUT_MIN"]
+    assert row["induction", "random repeated tokens"].top1 >= M["INDUCTION_TOP1_MIN"]
     print("the organism is at or above its measured floors")
 
 # %% [markdown]
-# ## When each skill appears
+# ## What was tried, and what it taught
 #
-# The intermediate checkpoints let later chapters look at a circuit before and after it forms.
-# Colored Objects is reported as it comes out of the fixed mixture above, not tuned.
+# The runs below were all made on this 2-core machine, one thread each, with the code of this
+# repository at the time; only the last recipe is shipped.
 #
-# **How induction was made to form.** A first organism, trained on 32 sequences per step with 30% repeated
-# sequences, reached only about 15% induction top-1 after 4,000 steps, creeping up with no phase change.
-# Experiments on this machine (not shipped) pointed to the number of repeated sequences per optimisation
-# step: a 2-layer model trained on repeated sequences alone goes from 44% to 100% between steps 750 and
-# 1,000 with 128 sequences per step, while with 32 per step it is still at 34% after 1,500 steps. Wider
-# heads, a wider model, untied embeddings, other position initialisations, a lower learning rate, more
-# copies per sequence and short-period sequences did not fix it at 32 per step. The shipped organism is
-# therefore trained on 128 sequences per step with half of them repeated sequences (the table below:
-# induction jumps from 8% to 99% between steps 1,000 and 1,500, and IOI follows). That is the one change
-# made to the mixture after the first training; it was made for induction, not for any chapter's story.
-
-# %%
-rows = {}
-for tag in [f"step{s}" for s in ckpts] + ["final"]:
-    m = model if (tag == "final" and MODEL == "organism") else helpers.load_model(
-        "organism" if tag == "final" else f"organism@{tag}", verbose=False)
-    r = evaluate_all(m, n=100, split="test", seed=SEED)
-    rows[tag] = {k: round(v["accuracy"] if k not in ("counting", "induction") else v["top1"], 3)
-                 for k, v in r.items()}
-by_ckpt = pd.DataFrame(rows).T
-print(by_ckpt.to_string())
+# - **A uniform loss leaves Colored Objects at chance.** The first grammar organism (Colored Objects
+#   answers weighing 3×, 14% of the sequences, 4,000 steps) solved a/an, counting and induction, but
+#   Colored Objects stayed at 25–36% at every evaluation, as in the book's previous organism (10% of the
+#   sequences, 3,000 steps). Fine-tuning that previous organism on Colored Objects alone (loss on the answer
+#   token only) solves it within a few hundred steps: the architecture can learn it; the mixture gave it
+#   too little signal.
+# - **IOI generalisation can fall as training goes on.** In the same run, IOI on held-out structures
+#   peaked at 0.92 (step 2,300) and fell to 0.74 by step 4,000 while training structures stayed at 1.00:
+#   the model memorised the structures it saw. A richer grammar (more openings, verb joins, a third name)
+#   kept it between 0.87 and 0.97 from step 1,700 on in the shipped run (the eval
+#   log above, 100 prompts each).
+# - **Weighting and a second phase.** With answers weighing 10× and 20% of the sequences, Colored
+#   Objects left chance only near the end of phase 1 (0.56 held-out at step 4,000). Phase 2 (half the
+#   sequences) brought it to 1.00 on training phrasings and 0.78 on held-out ones.
+# - **Where it still fails.** Held-out *openings* are the IOI rules it generalises worst to, the longest
+#   one ("As soon as") most (about 0.74–0.77 on three prompt sets, against 0.95–0.97 on all held-out
+#   structures together): its circuit still leans on where the names sit in the sentence. Colored Objects
+#   generalises to unseen objects in the classic phrasing (0.83–0.87 top-1) better than to the held-out
+#   frame "Question: … Answer:". Both are below the bars set for this organism (0.90 on the worst IOI rule,
+#   0.85 on held-out Colored Objects); the table above prints them as not met.
+# - **The dropout twin** (`organism-dropout`, the same recipe with GPT-2's dropout) reaches the same IOI,
+#   a/an, counting and induction figures, but Colored Objects stays at chance through both phases (0.28
+#   held-out at the end, in its log): dropout slows exactly the task that forms last.
+#
+# **Reproducibility.** On one CPU thread the same seed gives the same weights on the same kind of CPU
+# (the resumed phase 2 was checked bit-identical to a continuous run). Another CPU (e.g. one with
+# AVX-512) sums in another order: the previous organism's recipe on such a machine first differed in the
+# 4th decimal of the loss at step 200 and ended with other weights and other task figures. The spread
+# across machines and seeds of *this* recipe has not been measured yet (one seed, one machine): treat the
+# figures above as one training run's.
 
 # %% [markdown]
 # ## How the organism differs from GPT-2, and what that means for readers
@@ -210,37 +292,33 @@ print(by_ckpt.to_string())
 # |---|---|---|
 # | size | 12 layers × 12 heads, d_model 768, 124M parameters | 4 layers × 8 heads, d_model 128, under 1M parameters |
 # | tokenizer | byte-level BPE, 50,257 tokens, words carry their leading space | word-level, a few hundred words, punctuation split off |
-# | training data | WebText, ~40GB of web pages | the book's own generators (table above), a few million tokens |
-# | IOI | logit difference about 3.5, IO above S in about 99% of prompts (Wang et al., 2022) | see the table above: unseen templates and names |
-# | a/an | GPT-2 small rarely predicts " an" on the seed's prompt; GPT-2 large gives it 64% (Neo & Miller) | trained on the pattern; near-perfect on unseen templates |
-# | induction | strong induction heads (Olsson et al., 2022) | top-1 on the second copy of random sequences from its whole vocabulary: 100% (it forms in a phase change between steps 1,000 and 1,500) |
-# | Colored Objects | GPT-2 medium: 49.6% (Merullo et al., 2023) | see the table above |
+# | training data | WebText, ~40GB of web pages | the book's own grammars (above), a few million tokens |
+# | IOI | logit difference about 3.5, IO above S in about 99% of prompts (Wang et al., 2022) | the table above, training vs held-out structures |
+# | a/an | GPT-2 large gives " an" 64% on the seed's prompt (Neo & Miller) | trained on the pattern; near-perfect on held-out cues |
+# | induction | strong induction heads (Olsson et al., 2022) | top-1 on the second copy of random sequences from its whole vocabulary (table above) |
+# | Colored Objects | GPT-2 medium: 49.6% (Merullo et al., 2023) | the table above; `organism@step4050` is partly solved, near GPT-2 medium's level |
 #
-# The organism is a **model organism**, not a stand-in for GPT-2's knowledge. It has learnt the
-# book's tasks from a narrow, templated corpus, so it solves them far more reliably than GPT-2 does
-# and with much larger logit differences; it knows nothing outside its few hundred words (an unknown
-# word becomes `<unk>`). What carries over is the *kind* of mechanism: attention heads that move
-# names, detect duplicates and do induction, MLP neurons that push one token — circuits small enough
-# to find in seconds on a laptop. When a chapter reports a head such as "1.3" or a neuron, it is the
-# organism's; the chapter's closing table sets it beside what the source found in GPT-2, and
-# switching `MODEL` to a GPT-2 name reruns the same code on the real thing.
-#
-# **What it does not do.** Colored Objects stays at chance (about a third: one of three listed colors)
-# at every checkpoint, from a fixed 10% share of the corpus that was not tuned: the organism answers with
-# one of the listed colors but does not pick the asked-about one (chapter 5 takes this up). Its IOI
-# circuit uses a shortcut (the answer is the other, earlier name) rather than detecting the repeated
-# name, although it has induction heads (chapter 4).
+# The organism is a **model organism**, not a stand-in for GPT-2's knowledge. It knows nothing outside its
+# few hundred words, and solves the book's tasks more reliably than GPT-2 does, with larger logit
+# differences. What carries over is the *kind* of mechanism: heads that move names, detect duplicates and
+# do induction, MLP neurons that push one token — circuits small enough to find in seconds on a laptop.
+# When a chapter names a head such as "1.3" or a neuron, it is the organism's; the chapter's closing table
+# sets it beside what the source found in GPT-2, and switching `MODEL` reruns the same code on GPT-2.
 
 # %%
-if MODEL != "organism":
-    print(f"{MODEL}: held-out results on the same prompts")
-    print(table.round(3).to_string())
+if not IS_ORGANISM:
+    print(f"{MODEL}: the same table on the same prompts")
+    display(card.round(3))
 
 # %%
 # Run by scripts/measure.py (RECORD set): the held-out results the floors above rest on. Otherwise nothing.
 measured.record(RECORD, values={
-    "ioi_acc": results["ioi"]["accuracy"], "articles_acc": results["articles"]["accuracy"],
-    "counting_top1": results["counting"]["top1"], "induction_top1": results["induction"]["top1"],
-    "ioi_ld": results["ioi"]["logit_diff"], "articles_ld": results["articles"]["logit_diff"],
-    "colored_objects_acc": results["colored_objects"]["accuracy"], "ioi_new_names_acc": ioi_new["accuracy"],
+    "ioi_heldout": row["ioi", held].accuracy, "ioi_worst_rule": float(ioi_worst["accuracy"]),
+    "ioi_train": row["ioi", "training structures"].accuracy,
+    "co_heldout_top1": row["colored_objects", held].top1,
+    "co_classic_top1": row["colored_objects", "classic BIG-bench phrasing"].top1,
+    "co_train_top1": row["colored_objects", "training structures"].top1,
+    "articles_heldout": row["articles", held].accuracy, "counting_heldout": row["counting", held].top1,
+    "induction_top1": row["induction", "random repeated tokens"].top1,
+    "co_early_max": float(acc.loc[acc.index <= 2000, "colored_objects"].max()),
 })
