@@ -79,14 +79,20 @@ def _text_progress_bars() -> None:
     import tqdm.std
 
     class FinalLineTqdm(tqdm.std.tqdm):
-        _final = False
-
-        def display(self, *args, **kwargs):
-            return super().display(*args, **kwargs) if self._final else None
+        def display(self, *args, **kwargs) -> None:  # no live updates
+            return None
 
         def close(self) -> None:
-            self._final = True
+            if self.disable or self.fp is None:
+                return super().close()
+            leave = self.pos == 0 if self.leave is None else self.leave
+            self._ema_dt = lambda: None  # the rate over the whole run, as tqdm shows it when done
+            line = str(self)
+            self.leave = False  # tqdm's own close then writes nothing
             super().close()
+            if leave:
+                self.fp.write(line + "\n")
+                self.fp.flush()
 
     tqdm.auto.tqdm = tqdm.autonotebook.tqdm = FinalLineTqdm
     if "transformers" in sys.modules:  # imported before helpers: switch its bars off explicitly

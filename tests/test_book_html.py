@@ -113,7 +113,7 @@ def test_kernel_setup_inline_figures_and_text_bars(tmp_path, monkeypatch):
     bars = nb.cells[2].outputs
     assert bars and all(o["output_type"] == "stream" for o in bars), json.dumps(bars)[:300]
     text = "".join(o["text"] for o in bars)
-    assert "steps: 100%" in text and "steps:   0%" not in text  # one line, the final state
+    assert text.startswith("steps: 100%") and text.count("\n") == 1 and "\r" not in text, repr(text)
 
 
 def test_set_repository_rewrites_badges_and_clones():
