@@ -29,7 +29,7 @@
 #
 # This chapter runs every step of that method on the book's model organism (offline, CPU) with the
 # batched patching engine of `helpers/patching.py` and path patching from `helpers/circuits.py`. The
-# organism is much smaller than GPT-2 small (4 layers) and solves the task less well; we report the
+# organism is much smaller than GPT-2 small (4 layers) and was trained on a grammar of IOI sentences; we report the
 # circuit it actually has, which is **not** GPT-2's, and say where it differs.
 
 # %%
@@ -296,21 +296,87 @@ pd.DataFrame({"class": [c for c, _ in circuit.values()], "why": [w for _, w in c
              index=[head_name(h) for h in circuit])
 
 # %% [markdown]
-# **Does the S-head know that S is repeated?** GPT-2's S-inhibition heads act because S occurs twice
-# (duplicate-token and induction heads tell them). The organism has induction heads (appendix), so its
-# S-heads *could* use them. In the ABC prompts S2 is replaced by a third name that occurs once; if a head
-# attends END → that position just as much, it is looking for *the last name*, not for the repeated one.
+# ### 5.1 Does the circuit use the repetition, or the last name?
+#
+# GPT-2's S-inhibition heads act because S occurs twice: duplicate-token and induction heads mark S2 as a
+# repeat. A model trained on frames where S2 is always the last name before the end could instead learn
+# *suppress the last name*. Two behavioural tests tell them apart, each with the S-heads' attention beside it:
+#
+# * **ABC** (`batch.corrupted`): S2 replaced by a fourth name, so that no name is repeated. A circuit that
+#   uses the repetition loses the logit difference IO − S (IO and S are then alike); attention to the
+#   position of S2 that stays as high shows a head that looks for a *position*, not a repeat.
+# * **A third name after S2** (`rules={"distractor": "after_s2"}`: *"John, a friend of Kate, gave a drink
+#   to"*): the last name before the end is now C, seen once. A last-name circuit attends C and pushes it
+#   down; a circuit that tracks S attends S2. The logits alone cannot settle this (a name that no head
+#   copies stays low whether or not it is suppressed, so "S below C" is shown but not decisive); the
+#   S-heads' attention does, beside the behaviour: does the model still answer IO?
 
 # %%
-abc_attn_s2 = circuits.attention_scores(model, abc_tokens, END, P["S2"])
+def add_third_name(b: tasks.PromptBatch) -> tasks.PromptBatch:
+    """Give each prompt the span of its third name C (after S2), so that ``encode`` finds its position."""
+    for text, spans, meta in zip(b.texts, b.spans, b.meta):
+        spans["C"] = tasks.span_of(text, meta["C"], spans["S2"][1])
+    return b
+
+
+def name_logits(tokens: torch.Tensor, e, c_ids: torch.Tensor) -> torch.Tensor:
+    """logit(IO), logit(S), logit(C) at END, per prompt -> [B, 3]."""
+    lg = patching.logits_at(model, tokens, e.end)
+    rows = torch.arange(len(lg))
+    return torch.stack([lg[rows, e.answers], lg[rows, e.distractors], lg[rows, c_ids]], -1)
+
+
+third = add_third_name(ioi.generate(2 * N_PROMPTS, SPLIT, seed=SEED, rules={"distractor": "after_s2"}))
+t_enc = third.encode(model)
+c_ids = torch.tensor(tasks.single_token_ids(model, [" " + m["C"] for m in third.meta]))
+rep_rows = {"one template: clean": [clean_ld, None, None, accuracy],
+            "one template: ABC": [abc_ld, None, None, None],
+            "all held-out structures: clean": [clean_eval["logit_diff"], None, None, clean_eval["accuracy"]],
+            "all held-out structures: ABC": [abc_eval["logit_diff"], None, None, None]}
+for label, toks in [("third name after S2: clean", t_enc.tokens), ("third name after S2: ABC", t_enc.corrupted)]:
+    x = name_logits(toks, t_enc, c_ids)
+    rep_rows[label] = [(x[:, 0] - x[:, 1]).mean().item(), (x[:, 2] - x[:, 1]).mean().item(),
+                       (x[:, 1] < x[:, 2]).float().mean().item(), (x.argmax(-1) == 0).float().mean().item()]
+rep_table = pd.DataFrame.from_dict(rep_rows, orient="index",
+                                   columns=["logit(IO) − logit(S)", "logit(C) − logit(S)", "S below C",
+                                            "IO top (of IO, S, C)"])
+third_ld, third_c_s = rep_rows["third name after S2: clean"][0], rep_rows["third name after S2: clean"][1]
+third_s_below_c = rep_rows["third name after S2: clean"][2]
+print(third.texts[0], "->", third.answers[0])
+rep_table.round(3)
+
+# %% [markdown]
+# And where the S-heads look (mean attention from END, over the same prompts; "ABC" columns: the position
+# that held S2, now a name seen once):
+
+# %%
 s_heads = [h for h in circuit if circuit[h][0] in ("S-suppression", "S-inhibition")]
-for h in s_heads:
-    print(f"{head_name(h)}: END → S2 {score['END→S2'][h].item():.2f} on clean prompts, "
-          f"END → the same position {abc_attn_s2[h].item():.2f} on ABC prompts (a name seen once)")
+if not s_heads:  # no head of these classes: the circuit head that attends most END -> S2 stands in
+    s_heads = [max(circuit_heads, key=lambda h: score["END→S2"][h].item())]
+abc_attn_s2 = circuits.attention_scores(model, abc_tokens, END, P["S2"])
+tp = t_enc.positions
+t_attn = {k: circuits.attention_scores(model, t_enc.tokens, t_enc.end, tp[k]) for k in ("IO", "S1", "S2", "C")}
+t_attn_abc = {k: circuits.attention_scores(model, t_enc.corrupted, t_enc.end, tp[k]) for k in ("S2", "C")}
+attn_table = pd.DataFrame({
+    "END→IO": [score["END→IO"][h].item() for h in s_heads],
+    "END→S1": [score["END→S1"][h].item() for h in s_heads],
+    "END→S2": [score["END→S2"][h].item() for h in s_heads],
+    "ABC: END→S2 position": [abc_attn_s2[h].item() for h in s_heads],
+    "third name: END→S2": [t_attn["S2"][h].item() for h in s_heads],
+    "third name: END→C": [t_attn["C"][h].item() for h in s_heads],
+    "third name, ABC: END→S2 position": [t_attn_abc["S2"][h].item() for h in s_heads],
+    "third name, ABC: END→C": [t_attn_abc["C"][h].item() for h in s_heads],
+}, index=[f"{head_name(h)} ({circuit[h][0]})" for h in s_heads])
+s_main = max(s_heads, key=lambda h: abs(direct_effect[h].item()))  # the S-head with the strongest path
+s2_vs_c = t_attn["S2"][s_main].item() - t_attn["C"][s_main].item()
+abc_drop = score["END→S2"][s_main].item() - abc_attn_s2[s_main].item()
+attn_table.round(3)
+
+# %%
 if IS_ORGANISM:
-    h = s_heads[0]
-    assert score["END→S2"][h] > M["LAST_NAME_MIN"] and abs(score["END→S2"][h] - abc_attn_s2[h]) < M["REPEAT_DIFF_MAX"], \
-        "the organism's S-head attends to the last name whether or not it is repeated"
+    assert third_ld > M["THIRD_LD_MIN"], "a third name after S2 does not stop the model from answering IO"
+    assert s2_vs_c > M["S2_OVER_C_MIN"], "the main S-head attends the repeated name S2, not the last name C"
+    assert abc_attn_s2[s_main] > M["SLOT_ABC_MIN"], "... and still attends that slot when the name there is new (ABC)"
 
 # %% [markdown]
 # The attention of the circuit's heads on one prompt (hover over the tokens):
@@ -323,29 +389,72 @@ else:
     print("no circuit heads found at these thresholds")
 
 # %% [markdown]
-# ## 6. Knockouts: is there a backup?
+# ## 6. Knockouts: is there a backup, and does dropout make one?
 #
 # In GPT-2 small, ablating the name movers makes other heads (10.10, 10.6, …) start doing their job:
-# *backup name movers*. Here we mean-ablate the direct heads (over the ABC prompts) and recompute every
-# other head's DLA on the clean prompts.
+# *backup name movers*. Seed 002 asks whether they exist because of **dropout**: a model trained with
+# dropout has learnt to survive losing a head. `organism-dropout` is the organism's twin, trained by the
+# same recipe with GPT-2's dropout (0.1 on attention, residual and embeddings), so the question can be put
+# to two models that differ in dropout only. The measurement is the same on both (`backup_effect`): find
+# the direct heads by path patching to the logits, keep those that raise IO − S (positive DLA: the heads
+# that write the answer, the name movers' place in GPT-2), mean-ablate them (over the ABC prompts) and
+# recompute every other head's DLA. *Compensation* is the other heads' total DLA change as a fraction of the
+# DLA the knocked-out heads had.
 
 # %%
-ko_hooks = circuits.z_hooks(model) + [f"blocks.{L - 1}.hook_resid_post"]
-ko_cache = circuits.cache_with_patch(model, clean_tokens, ko_hooks, circuits.heads_variant(model, direct_heads),
-                                     mean_abc)
-dla_ko = lens.direct_logit_attribution(model, ko_cache, END, direction).mean(-1)
-ko_logits = patching.patch_sweep(model, clean_tokens, mean_abc, [circuits.heads_variant(model, direct_heads)],
-                                 metric, END).item()
-rise = dla_ko - dla
-for h in direct_heads:
-    rise[h] = 0.0
-backup = [h for h in all_heads if rise[h] > M["BACKUP_MIN"] * clean_ld]
-plots.heatmap(rise, title="DLA change when the direct heads are knocked out", xlabel="head", ylabel="layer",
-              cmap="RdBu", center=True, **HEAD_TICKS)
+def backup_effect(m, e) -> dict:
+    """Knock out ``m``'s answer-writing heads on the encoded batch ``e``; how much do the other heads' DLA rise?"""
+    Lm, Hm = m.cfg.n_layers, m.cfg.n_heads
+    met = patching.logit_diff_metric(e.answers, e.distractors)
+    clean = met(patching.logits_at(m, e.tokens, e.end)[None]).item()
+    fc = circuits.find_circuit(m, e.tokens, e.corrupted, met, e.end, DIRECT_MIN, FEEDER_MIN, depth=1)
+    _, cache = m.run_with_cache(e.tokens)
+    dirn = lens.logit_diff_direction(m, e.answers, e.distractors)
+    before = lens.direct_logit_attribution(m, cache, e.end, dirn).mean(-1).detach()
+    movers = [h for h in fc.direct_heads if before[h] > 0]  # the heads that write the answer (raise IO − S)
+    mean = patching.mean_activations(patching.cache_activations(m, e.corrupted, circuits.z_hooks(m)))
+    variant = circuits.heads_variant(m, movers)
+    hooks = circuits.z_hooks(m) + [f"blocks.{Lm - 1}.hook_resid_post"]
+    after = lens.direct_logit_attribution(m, circuits.cache_with_patch(m, e.tokens, hooks, variant, mean), e.end,
+                                          dirn).mean(-1).detach()
+    ko = patching.patch_sweep(m, e.tokens, mean, [variant], met, e.end).item()
+    rise = after - before
+    for h in movers:
+        rise[h] = 0.0
+    lost = sum(before[h].item() - after[h].item() for h in movers)
+    top = circuits.top_heads(rise, 1)[0]
+    return {"clean logit diff": clean, "direct heads": ", ".join(map(head_name, fc.direct_heads)),
+            "knocked out (answer writers)": ", ".join(map(head_name, movers)),
+            "logit diff after knockout": ko, "their DLA lost": lost,
+            "other heads' DLA rise (sum)": rise.sum().item(), "compensation": rise.sum().item() / lost,
+            "largest rise": f"{head_name(top)} {rise[top].item():+.3f}",
+            "largest rise / clean logit diff": rise.max().item() / clean,
+            "backup heads": ", ".join(head_name((i, j)) for i in range(Lm) for j in range(Hm)
+                                      if rise[i, j] > M["BACKUP_MIN"] * clean) or "none",
+            "_rise": rise}
+
+
+twin = helpers.load_model_if_available("organism-dropout") if IS_ORGANISM else None
+backups = {MODEL: backup_effect(model, enc)}
+if twin is not None:
+    backups["organism-dropout"] = backup_effect(twin, batch.encode(twin))
+else:
+    print("organism-dropout is not available here: only this model is measured")
+axes = plots.grid(len(backups), ncols=len(backups), size=4.2)
+for ax, (name, b) in zip(axes, backups.items()):
+    plots.heatmap(b["_rise"], title=f"{name}: DLA change, answer writers knocked out", xlabel="head",
+                  ylabel="layer", cmap="RdBu", center=True, ax=ax, **HEAD_TICKS)
+plt.tight_layout()
 plt.show()
-print(f"logit diff {clean_ld:.2f} -> {ko_logits:.2f} with {', '.join(map(head_name, direct_heads))} ablated; "
-      f"largest DLA rise {rise.max().item():+.3f} ({head_name(circuits.top_heads(rise, 1)[0])}); "
-      f"backup heads (rise > {M['BACKUP_MIN']:.0%} of the clean logit diff): {', '.join(map(head_name, backup)) or 'none'}")
+backup_table = pd.DataFrame({k: {c: v for c, v in b.items() if not c.startswith("_")} for k, b in backups.items()})
+ours = backups[MODEL]
+backup = [] if ours["backup heads"] == "none" else ours["backup heads"].split(", ")
+for k, b in backups.items():
+    print(f"{k}: logit diff {b['clean logit diff']:.2f} -> {b['logit diff after knockout']:.2f} without "
+          f"{b['knocked out (answer writers)']}; the other heads make up {b['compensation']:.0%} of the "
+          f"{b['their DLA lost']:.2f} logits of DLA lost; largest single rise {b['largest rise']} logits "
+          f"({b['largest rise / clean logit diff']:.1%} of the clean logit diff); backup heads: {b['backup heads']}")
+backup_table
 
 
 # %% [markdown]
@@ -402,11 +511,10 @@ if IS_ORGANISM:
     assert -direct_effect[main] > M["DIRECT_MAIN_MIN"] and -direct_no_mlp[main] > M["NO_MLP_MIN"], \
         "... and most of it they write themselves (MLPs frozen)"
     assert len(carriers) >= M["CARRIERS_MIN"], "several heads should bring the names to END"
-    assert M["FAITH_LO"] < faithfulness < M["FAITH_HI"] and top1["F(C)"] > M["TOP1_MIN"], "the circuit keeps about half of the task"
+    assert M["FAITH_LO"] < faithfulness < M["FAITH_HI"] and top1["F(C)"] > M["TOP1_MIN"], "the circuit keeps part of the task"
     assert ld["F(C_ABC)"] / F_M > M["ABC_FAITH_MIN"] and top1["F(C_ABC)"] < M["ABC_TOP1_MAX"], \
         "the ABC heads alone keep much of the logit difference but not the answer"
-    single = crit[crit.K.isin([head_name(h) for h in circuit_heads])]
-    assert single.minimality.min() > M["MINIMAL_MIN"], "every circuit head should matter on one of the metrics"
+    # removed: "every circuit head matters" (minimality) no longer holds on every prompt set (section 8)
     assert crit["incompleteness / F(M)"].max() > M["INCOMPLETE_MIN"], "the circuit is far from complete (measured)"
     assert not backup, "no strong backup heads (measured)"
 
@@ -428,29 +536,47 @@ plots.circuit_diagram({head_name(h): (h[0], c) for h, (c, _) in circuit.items()}
 plt.show()
 
 # %% [markdown]
-# **What the organism does** (figures of the shipped organism over five prompt sets, table in section 10).
+# **What the organism does** (figures of the shipped organism over three prompt sets, each on its own
+# held-out template; table in section 10).
 #
-# * **Five S-suppression heads in layers 1–3** (L1H2, L1H3, L2H3, L2H6, L3H3) attend from END to S2
-#   (0.93–0.99 of their attention) and push S down; the strongest one's path to the logits carries about
-#   30% of the logit difference, about two thirds of it written by the head itself (MLPs frozen: about 20%). They do
-#   the job of GPT-2's S-inhibition heads and of the name movers' bias in one step.
-# * **They attend to the last name, repeated or not**: on ABC prompts they attend the third name just as
-#   much. The organism has induction heads (appendix), yet path patching finds no induction or
-#   duplicate-token head feeding them: it solves IOI with the templates' shortcut *the answer is the other,
-#   earlier name*, not with the paper's *the answer is the name that is not repeated*.
-# * **Name movers in layers 0–1** (L0H7, L1H0, L1H1, L1H4, L1H6, found by knockout; their direct OV copy
-#   scores reach 1.0 within the names) bring the names to END; ABC patching cannot see them because they
-#   act the same on ABC prompts.
-# * **A partial circuit.** The circuit alone keeps 44–52% of the logit difference and 50–66% top-1
-#   accuracy; the ABC-found heads alone keep 66–81% of the logit difference but almost no top-1 (3–14%):
-#   a logit-difference faithfulness score can hide half a circuit. Removing subsets from circuit and model
-#   hurts them very differently (incompleteness 54–69% of F(M)): much of the organism's IOI computation is
-#   spread over heads below the thresholds.
-# * **No strong backup**: knocking out the S-suppression heads raises no other head's DLA by more than 6%
-#   of the logit difference (the assert asks for none above 10%), and there are no negative name movers.
-#
-# An earlier organism (trained with 32 sequences per step, no induction heads) had a different circuit:
-# one layer-0 head doing all the S-suppression through the MLPs. The shortcut was the same.
+# * **Three S-suppression heads in layers 2–3** (L2H1, L2H7, L3H2 on every prompt set; L3H6 joins on one)
+#   attend from END to S2 (the strongest, L2H1: 0.90–0.93 of its attention; the others are in the table of
+#   section 5.1) and push S down. The strongest one's path to the logits carries 34–36% of the logit
+#   difference, about two thirds of it written by the head itself (MLPs frozen: 21–25%). They do the job
+#   of GPT-2's S-inhibition heads and of the name movers' bias in one step.
+# * **They attend the repeated name, not the last one.** With a third name C after S2 (*"Karen, like
+#   Scott, said goodbye to"*) the main S-head still attends S2 and leaves C alone (END→S2 minus END→C:
+#   0.92–0.94), and the model still answers IO (logit difference 10.8–12.0; IO beats S and C on every such
+#   prompt). It does not suppress the last name. Nor is its attention set by the repetition alone: on ABC prompts, where the name in the S2 slot
+#   is seen once, the main S-head still attends that slot (0.79–0.84, against 0.90–0.93 when it is a
+#   repeat), so it finds *the subject of the final clause* and the repetition raises its attention a
+#   little. What the repetition decides is the answer: without it (ABC) the logit difference IO − S falls
+#   from 9.5–10.1 to between −0.37 and +0.31 over all held-out structures, because the head then suppresses
+#   the new name, not S. In this grammar the final clause's subject is always the repeated name, so the
+#   two rules agree on every prompt the organism was trained or tested on.
+# * **Upstream**, one layer-0 head (L0H4) feeds the S-heads' values on every prompt set (−15% to −19% of
+#   the logit difference); its label (duplicate-token, induction or previous-token by the largest of its
+#   scores) rests on scores near zero, so it is not one of the paper's classes. Path patching finds no
+#   head with a real duplicate-token or induction score feeding the S-heads.
+# * **Name movers in layer 1** (L1H0, L1H1, L1H2 on every prompt set, with one to three others; found by
+#   knockout, they attend END → IO) bring the names to END; ABC patching cannot see them because they act
+#   the same on ABC prompts.
+# * **A partial circuit.** The circuit alone keeps 56–67% of the logit difference and 53–95% top-1
+#   accuracy; the ABC-found heads alone keep 52–67% of the logit difference but little top-1 (6–16%): a
+#   logit-difference faithfulness score can hide half a circuit. Removing subsets from circuit and model
+#   hurts them differently (incompleteness up to 42–54% of F(M)). Minimality no longer holds for every
+#   head: on one prompt set a name mover (L1H2) changes neither metric by more than 1%, so that assert was
+#   removed.
+# * **No backup, with or without dropout** (section 6). Knocking out the organism's three or four answer
+#   writers drops the logit difference from 7.3–12.6 to 1.3–3.7; the other heads make up 7–13% of the DLA
+#   lost, and no single head rises by more than 1.8% of the clean logit difference (the assert asks for
+#   none above 10%; the rise is a fraction of the logit difference here, not a value in logits). The
+#   dropout twin spreads
+#   the answer over five writers (L2H2, L3H0, L3H1, L3H2, L3H3); knocking them all out leaves no logit
+#   difference at all (−0.49 to +0.28), and its other heads make up 0–17% of the lost DLA (largest single
+#   rise 0.1–4.6% of its clean logit difference). Seed 002's guess that dropout makes backup heads is not
+#   borne out at this size: dropout made the writing redundant *within* the circuit (more heads writing
+#   at once), not heads that wake up when the writers are gone.
 #
 # ## 9. GPT-2 small (online only)
 #
@@ -483,7 +609,7 @@ print(gpt2_summary)
 # Measured thresholds (the asserts above) come from `scripts/measure.py`, which runs this notebook
 # on several prompt sets (seeds of the prompts) of the shipped organism; its output:
 #
-# Shipped organism (`organism`, training seed 0), five prompt sets (SEED:TEMPLATE 0:0 … 4:4;
+# Shipped organism (`organism`, training seed 0), three prompt sets (SEED:TEMPLATE 0:0, 1:1, 2:2;
 # `python scripts/measure.py 04`, which writes `book/measured/ch04.json`):
 
 # %%
@@ -506,10 +632,15 @@ pd.DataFrame([
     ["S-inhibition, induction, duplicate-token, previous-token heads upstream",
      "7.3, 7.9, 8.6, 8.10; 5.5, 5.8, 5.9, 6.9; 0.1, 0.10, 3.0; 2.2, 4.11", "published",
      "; ".join(f"{r.sender} → {r.receivers} ({r.input}) {r.change:+.2f}" for r in feeders.itertuples())
-     or "none: the S-heads find the last name by themselves (repeated or not)"],
+     or "none"],
     ["Backup name movers take over when name movers are knocked out", "10.10, 10.6, 10.2, 10.1, 11.2, 9.7, 9.0, 11.9",
-     "published", ", ".join(map(head_name, backup)) or
-     f"none: largest DLA rise {rise.max().item():+.3f} (logit diff falls to {ko_logits:.2f})"],
+     "published", "; ".join(f"{k}: backup heads {b['backup heads']}, compensation {b['compensation']:.0%} of the "
+                            f"knocked-out DLA, logit diff {b['clean logit diff']:.2f} -> {b['logit diff after knockout']:.2f}"
+                            for k, b in backups.items())],
+    ["S-inhibition uses the repetition (ABC removes the signal)", "ABC corruption: logit diff ≈ 0", "published",
+     (f"ABC {abc_ld:+.2f} vs clean {clean_ld:.2f}; third name after S2: IO − S {third_ld:.2f}, "
+      f"S below C in {third_s_below_c:.0%}; {head_name(s_main)} END→S2 {t_attn['S2'][s_main].item():.2f} vs "
+      f"END→C {t_attn['C'][s_main].item():.2f}")],
     ["Faithfulness: the circuit alone keeps the logit difference", "87% (arXiv version)", "published",
      (f"{faithfulness:.0%} with {len(circuit_heads)} of {L * H} heads (top-1 {top1['F(C)']:.0%}); the ABC-found "
       f"heads alone: {faith_abc:.0%} of the logit difference but top-1 {top1['F(C_ABC)']:.0%}")],
@@ -530,16 +661,39 @@ if RECORD:
         "main_direct": -direct_effect[main_head].item(), "main_no_mlp": -direct_no_mlp[main_head],
         "carriers": len(carriers), "faithfulness": faithfulness, "top1_circuit": top1["F(C)"],
         "faith_abc": faith_abc, "top1_abc": top1["F(C_ABC)"], "min_single_drop": single_heads.minimality.min(),
-        "max_incompleteness_rel": crit["incompleteness / F(M)"].max(), "max_dla_rise": rise.max().item(),
-        "last_name_clean": score["END→S2"][s_heads[0]].item(), "last_name_abc": abc_attn_s2[s_heads[0]].item(),
-        "repeat_diff": abs(score["END→S2"][s_heads[0]] - abc_attn_s2[s_heads[0]]).item(),
+        "max_incompleteness_rel": crit["incompleteness / F(M)"].max(),
+        "third_ld": third_ld, "third_c_minus_s": third_c_s, "third_s_below_c": third_s_below_c,
+        "third_abc_ld": rep_rows["third name after S2: ABC"][0],
+        "s_head_s2": score["END→S2"][s_main].item(), "s_head_abc_s2": abc_attn_s2[s_main].item(),
+        "s_head_third_s2": t_attn["S2"][s_main].item(), "s_head_third_c": t_attn["C"][s_main].item(),
+        "s2_over_c": s2_vs_c, "abc_attn_drop": abc_drop, "n_backup": len(backup),
+        "s_heads_s2_min": min(score["END→S2"][h].item() for h in s_heads),
+        "s_heads_s2_max": max(score["END→S2"][h].item() for h in s_heads),
+        "s_heads_c_max": max(t_attn["C"][h].item() for h in s_heads),
+        "s_heads_abc_min": min(abc_attn_s2[h].item() for h in s_heads),
+        "ko_ld": ours["logit diff after knockout"], "compensation": ours["compensation"],
+        "max_rise_rel": ours["largest rise / clean logit diff"],
         "max_copy": score["copy"].max().item(), "max_neg_copy": score["neg. copy"].max().item(),
     }
+    twin_b = backups.get("organism-dropout")
+    if twin_b is not None:
+        run.update({"dropout_clean_ld": twin_b["clean logit diff"], "dropout_ko_ld": twin_b["logit diff after knockout"],
+                    "dropout_compensation": twin_b["compensation"],
+                    "dropout_max_rise_rel": twin_b["largest rise / clean logit diff"],
+                    "dropout_n_backup": 0 if twin_b["backup heads"] == "none" else len(twin_b["backup heads"].split(", "))})
+    twin_cols = {} if twin_b is None else {
+        "dropout_clean_ld": twin_b["clean logit diff"], "dropout_ko_ld": twin_b["logit diff after knockout"],
+        "dropout_compensation": twin_b["compensation"], "dropout_max_rise_rel": twin_b["largest rise / clean logit diff"],
+        "dropout_movers": twin_b["knocked out (answer writers)"], "dropout_backup": twin_b["backup heads"]}
     table_keys = ["accuracy", "logit_diff", "abc_logit_diff", "gap", "main_direct", "main_no_mlp", "carriers",
                   "faithfulness", "top1_circuit", "faith_abc", "top1_abc", "min_single_drop",
-                  "max_incompleteness_rel", "max_dla_rise", "last_name_clean", "last_name_abc", "max_copy",
-                  "max_neg_copy"]
+                  "max_incompleteness_rel", "third_ld", "third_c_minus_s", "third_s_below_c", "third_abc_ld",
+                  "s_head_s2", "s_head_abc_s2", "s_head_third_s2", "s_head_third_c", "s_heads_s2_min",
+                  "s_heads_s2_max", "s_heads_c_max", "s_heads_abc_min", "ko_ld", "compensation",
+                  "max_rise_rel", "max_copy", "max_neg_copy"]
     measured.record(RECORD, values=run, tables={"runs": [{
         "seed": SEED, "template": TEMPLATE, **{k: run[k] for k in table_keys},
         "circuit": ", ".join(f"{head_name(h)} {c}" for h, (c, _) in circuit.items()),
+        "s_head": head_name(s_main), "movers": ours["knocked out (answer writers)"], "backup": ours["backup heads"],
+        **twin_cols,
     }]})
