@@ -128,10 +128,14 @@ uniform_share = (3 / (ioi.end + 1).float()).mean().item()
 top_is_name = (name_pos == context.argmax(-1)[:, None]).any(1).float().mean().item()
 print(f"names' share of the answer: {names_share:.0%} (uniform: {uniform_share:.0%}); "
       f"the most salient context token is a name in {top_is_name:.0%} of prompts")
-# shipped organism x 3 prompt seeds (book/measured/ch03.json): ratio 2.46-2.58, top token a name 0.98-1.00
 assert names_share > M["NAMES_RATIO_MIN"] * uniform_share and top_is_name > M["TOP_NAME_MIN"]
 
 # %% [markdown]
+# Over the three prompt sets of `book/measured/ch03.json` the names get 1.9-2.0 times the uniform share,
+# and the most salient context token is a name in 45-46% of the prompts: the names matter most on the
+# whole, but in many prompts another token takes the top place (the IOI prompts here are of many
+# structures and lengths). The asserts sit below the worst prompt set (`NAMES_RATIO_MIN`, `TOP_NAME_MIN`).
+#
 # The completion, coloured by the shares of each generated token (choose the generated token in the menu;
 # hover over a token for its share). A static copy follows.
 
@@ -148,8 +152,6 @@ for ax, c, name in [(axes[0], completion, "IOI"), (axes[1], counting, "counting"
     ax.tick_params(axis="x", rotation=90)
 plt.tight_layout()
 plt.show()
-for c in (completion, counting):
-    assert torch.allclose(c.shares.sum(-1), torch.ones(len(c.generated)), atol=1e-5), "shares sum to 1"
 
 # %% [markdown]
 # The largest shares of the IOI answer go to the names, as the seed's *1564* drew on *Shakespeare*
@@ -211,7 +213,6 @@ pd.DataFrame(M["deletion"])
 
 # %%
 pooled = deletion.loc["all tasks"]
-assert pooled["n"] >= 100
 assert pooled["drop_salient"] - pooled["drop_random"] > M["DELETION_GAP_MIN"], \
     "salient tokens matter more than random ones"
 assert pooled["flip_salient"] - pooled["flip_random"] > M["FLIP_GAP_MIN"]
@@ -273,12 +274,17 @@ first
 pd.DataFrame(M["lens"])
 
 # %% [markdown]
-# (Lens accuracy on the next number, shipped organism, seed 0, by stage emb … L3.mlp: 0.00 0.00 0.34 0.31
-# 0.54 0.58 0.77 0.86 1.00; on the separator: 0 0 0.95 0.95 1 1 1 1 1.)
-#
-# The separator is decided by the first MLP in every run; the number much later (by the last MLP at the 90%
-# level). The assertion is stated in terms any model can be held to: the separator's
-# stage comes before the number's, in the first half of the layers, and the number's in the second half.
+# This run's lens accuracy, stage by stage:
+
+# %%
+pd.DataFrame({name: acc.tolist() for name, acc in lens_acc.items()}, index=stages).T.round(2)
+
+# %% [markdown]
+# At the 90% level the separator comes first in every prompt set (after layer 2's attention), the next number
+# last (after the last MLP), as the seed saw: commas early, numbers deep. At the 50% level the order is
+# reversed: the next number is already top-1 on half the comma positions after MLP 0 or 1, the separator
+# after MLP 1. And the separator's 90% stage is not in the first half of this 4-layer model, so the chapter
+# asserts only the order at the 90% level (separator before number), not which half of the model each is in.
 
 # %%
 sep_stage = lens.first_stage(lens_acc["separator (after a number)"], stages, 0.9)
@@ -288,14 +294,13 @@ sep_layer, num_layer = lens.stage_layer(sep_stage[1]), lens.stage_layer(num_stag
 print(f"separator first predicted at {sep_stage[1]} (layer {sep_layer}), next number at {num_stage[1]} "
       f"(layer {num_layer}) of {N_LAYERS} layers")
 assert sep_stage[0] < num_stage[0], "the separator is predicted before the number"
-assert sep_layer < N_LAYERS / 2 <= num_layer, "separator in the first half of the model, number in the second"
 
 # %% [markdown]
 # **Two-digit numbers.** For GPT-2 and for the organism alike, every number up to 30 is a single token, so
-# "two-digit" is not two steps of generation. In the measurements above, one- and two-digit numbers become
-# top-1 at the same stages (at the 90% level both by the last MLP; at 50% one sub-layer apart in one prompt
-# set of three); one-digit numbers also only occur near the start of a prompt, with little context. We see no sign that they are
-# "decided elsewhere"; see section 3.3 for the seed's version of the claim, about clusters.
+# "two-digit" is not two steps of generation. In the measurements above, one- and two-digit numbers reach the
+# 90% level at the same stage (the last MLP) in every prompt set; at 50% they are at most one layer
+# apart. One-digit numbers also only occur near the start of a prompt, with little context. We see no sign
+# that they are "decided elsewhere"; see section 3.3 for the seed's version of the claim, about clusters.
 
 # %% [markdown]
 # ## 3. Clustering the activations
@@ -349,12 +354,14 @@ labels, _, _ = clustering.kmeans(a.acts, K, seed=SEED)
 clustering.cluster_table(labels, a.kinds, a.strings)
 
 # %% [markdown]
-# On the organism the table reads much like the seed's list: a cluster of first tokens (in the scatter they
-# are a single point: the same token at the same position always has the same activations), one of
-# numbers, one dominated by separators, one where names gather, and several of plain words (prepositions in
-# one, the question words of Colored Objects in another). *Purity* puts one number on it: the fraction of tokens
-# whose kind is their cluster's majority kind. Its chance level is not 1/8: shuffling the tokens among the
-# same clusters gives the share of the most common kind (about 0.45, plain words).
+# On prompt seed 0 the table reads partly like the seed's list: a cluster of first tokens (in the scatter
+# they are a single point: the same token at the same position always has the same activations), one of
+# numbers, one of separators (commas and colons), one almost only of plain words (verbs, prepositions,
+# "and"), and one where the prompts' question words ("Question", "Answer", "Count") gather with places.
+# Names do not form a cluster of their own here; they are spread over the clusters of plain words. *Purity*
+# puts one number on it: the fraction of tokens whose kind is their cluster's majority kind. Its chance
+# level is not 1/8: shuffling the tokens among the same clusters gives about the share of the most common
+# kind, plain words (the "shuffled" column below).
 #
 # ### 3.2 Every layer
 #
@@ -405,8 +412,17 @@ else:
 #
 # The seed's cleanest picture: on counting, the activations split in two, "one cluster produces the commas,
 # the other the numbers"; past 10, it adds, a new cluster takes over the numbers. Clustering the tokens of
-# the counting prompts alone, with 2 and then 3 clusters, against three labels: number tokens (which
-# predict a comma), commas before a one-digit number, commas before a two-digit number.
+# the counting prompts alone (the first token left out), three ways, at every layer:
+#
+# - 2 clusters, against number / comma. A number and a comma are different tokens, so this split may be no
+#   more than the token's identity: layer 0's MLP, which has seen only the token and one attention layer,
+#   is the baseline to beat;
+# - 3 clusters: which of the two kinds takes the third cluster (the column counts the clusters that are
+#   mostly commas);
+# - the commas alone, 2 clusters, against the next number's digits (comma before a one-digit number, before
+#   a two-digit one): the seed's "new cluster past 10". The purity is compared with the shuffled level and,
+#   again, with layer 0: one-digit numbers only come early in a prompt, so position alone separates some
+#   commas already there.
 
 # %%
 count_enc = cluster_encs[0]
@@ -423,11 +439,18 @@ for layer in range(N_LAYERS):
     x = F.normalize(a.acts[keep], dim=-1)
     two, _, _ = clustering.kmeans(x, 2, seed=SEED)
     three, _, _ = clustering.kmeans(x, 3, seed=SEED)
-    counting_rows[f"layer {layer}"] = {"k=2: purity (number / comma)": clustering.purity(two, kinds),
-                                       "k=3: purity (number / comma->1 / comma->2)": clustering.purity(three, fine),
-                                       "shuffled, k=3": clustering.shuffled_purity(three, fine, seed=SEED)}
-    counting_tables[layer] = pd.crosstab(pd.Series(three.tolist(), name="cluster (k=3)"), pd.Series(fine, name=""))
+    commas = torch.tensor([f != "number" for f in fine])      # the commas alone: split by the next number's digits?
+    digits = [f for f in fine if f != "number"]
+    two_commas, _, _ = clustering.kmeans(x[commas], 2, seed=SEED)
+    table = pd.crosstab(pd.Series(three.tolist(), name="cluster (k=3)"), pd.Series(fine, name=""))
+    counting_rows[f"layer {layer}"] = {
+        "k=2: purity (number / comma)": clustering.purity(two, kinds),
+        "k=3: clusters mostly commas": int((table.idxmax(1) != "number").sum()),
+        "commas alone, k=2: purity (->1 / ->2 digits)": clustering.purity(two_commas, digits),
+        "shuffled": clustering.shuffled_purity(two_commas, digits, seed=SEED)}
+    counting_tables[layer] = table
 counting_purity = pd.DataFrame(counting_rows).T
+digit_gain = (counting_purity["commas alone, k=2: purity (->1 / ->2 digits)"] - counting_purity["shuffled"]).values
 display(counting_purity.round(3))
 print(f"layer {N_LAYERS - 1}, 3 clusters:")
 counting_tables[N_LAYERS - 1]
@@ -440,23 +463,40 @@ counting_tables[N_LAYERS - 1]
 pd.DataFrame(M["clusters"])
 
 # %% [markdown]
-# Purity against the *next* token's kind is about as high (0.61-0.70) at every layer: no layer is organised
-# clearly more by what it reads than by what it is about to write.
+# In this run's table of section 3.2, purity against the *next* token's kind is close to purity against the
+# token's own kind at every layer: no layer is organised clearly more by what it reads than by what it is
+# about to write.
 #
-# On counting alone, 2 clusters separate numbers from commas (the BOS token left out), purity by layer:
+# On counting alone, 2 clusters against number / comma, purity by layer:
 
 # %%
 pd.DataFrame(M["counting_split"])
 
 # %% [markdown]
-# With 3 clusters, though, the commas stay together (in the last layer, the commas before one-digit and before
-# two-digit numbers share one cluster, table above; prompt seed 0) and the *numbers* split in two instead, so
-# the seed's "new cluster past 10" is not reproduced here.
+# The split is there, but it is the tokens themselves: its purity is highest already at layer 0 (0.93-0.94
+# over the three prompt sets), before the model has done more than look at each token and one attention
+# layer, and no later layer raises it. A split that layer 0 already makes says nothing about what the model
+# computes, so the chapter asserts nothing about it. With 3 clusters, in every prompt set two of the last
+# layer's three clusters are mostly commas (the table of this run above): the commas split in two, not the
+# numbers.
 #
-# Every layer's clusters are far purer than chance in every run: the assert asks for a gap above
-# `PURITY_GAP_MIN` at every layer, and, on counting alone, a 2-cluster split into numbers and commas with purity
-# above `COUNT_PURITY_MIN` at some layer. The chapter's thresholds, each with the rule that derived it from the
-# runs above:
+# The commas alone, 2 clusters against the next number's digits: purity minus its shuffled level, by layer,
+# and how many of the 3 clusters of the last layer are mostly commas:
+
+# %%
+pd.DataFrame(M["counting_digits"])
+
+# %% [markdown]
+# Against the next number's digits the commas are above the shuffled level, but no later layer separates
+# them by more than layer 0 already does (by at most 0.02 of purity; layer 1 not at all). What separation
+# there is exists before any counting is done: commas before one-digit numbers are also the early commas of
+# a prompt, and layer 0 already tells them apart. The seed's "new cluster past 10" is not reproduced here, and nothing is asserted about
+# it. The same holds, more mildly, for the K = 8 clusters of section 3.2: their purity is highest at layer
+# 0 (0.75-0.78) and falls with depth (0.65-0.67 at layer 3), so what they read is mostly the token's kind.
+#
+# Every layer's clusters are purer than chance in every run (K = 8, all five tasks): the assert asks for a gap
+# above `PURITY_GAP_MIN` at every layer. The chapter's thresholds, each with the rule that derived it from
+# the runs above:
 
 # %%
 pd.DataFrame(M.thresholds()).set_index("threshold")
@@ -465,8 +505,6 @@ pd.DataFrame(M.thresholds()).set_index("threshold")
 gaps = purity["purity (token kind)"] - purity["shuffled (token kind)"]
 print("purity - shuffled, by layer:", gaps.round(3).tolist())
 assert (gaps > M["PURITY_GAP_MIN"]).all(), "every layer's clusters follow token kinds far above chance"
-assert counting_purity["k=2: purity (number / comma)"].max() > M["COUNT_PURITY_MIN"], \
-    "counting splits into numbers and commas"
 
 # %% [markdown]
 # ## 4. The seed's example on GPT-2 (online only)
@@ -509,15 +547,18 @@ pd.DataFrame([
      f"separator at {sep_txt}, number at {num_txt} of {N_LAYERS} (>= 90% of {N_COUNTING} prompts)"],
     ["Two-digit numbers are decided elsewhere",
      "seed 003: a new cluster takes over past 10", ONLINE,
-     ("not seen: one- and two-digit numbers (single tokens here, as in GPT-2) appear at nearby stages, "
-      "in no consistent order across trainings; with 3 clusters the commas split in two, but not by digits")],
+     ("not seen: one- and two-digit numbers (single tokens here, as in GPT-2) reach the lens's 90% level at "
+      f"{first.loc['next number < 10', 'first stage >= 0.9']} and {first.loc['next number >= 10', 'first stage >= 0.9']}; "
+      "the commas alone split by the next number's digits at most "
+      f"{digit_gain.max():.2f} above chance, and by {digit_gain[0]:.2f} already at layer 0")],
     ["Activation clusters are humanly readable (first token, separators, numbers, names …)",
      "seed 003: observed (pictures)", ONLINE,
      (f"purity {purity['purity (token kind)'].min():.2f}-{purity['purity (token kind)'].max():.2f} by layer vs "
       f"{purity['shuffled (token kind)'].mean():.2f} by chance (K={K})")],
     ["Counting splits into a comma cluster and a number cluster",
      "seed 003: observed", ONLINE,
-     f"2-cluster purity up to {counting_purity['k=2: purity (number / comma)'].max():.2f}"],
+     (f"2-cluster purity up to {counting_purity['k=2: purity (number / comma)'].max():.2f}, but already "
+      f"{counting_purity['k=2: purity (number / comma)'].iloc[0]:.2f} at layer 0: the split is the token itself")],
 ], columns=["claim", "source document", "GPT-2 (online)", "this book's model"])
 
 # %% [markdown]
@@ -538,7 +579,11 @@ if RECORD:
         **{f"beats_{m}": r["salient_beats_random"] for m, r in modes.items()},
         "names_ratio": names_share / uniform_share, "top_is_name": top_is_name,
         "sep_layer": sep_layer, "num_layer": num_layer, "min_purity_gap": gaps.min(),
+        "count_purity_layer0": counting_purity["k=2: purity (number / comma)"].iloc[0],
         "count_purity_max": counting_purity["k=2: purity (number / comma)"].max(),
+        "k3_comma_clusters_last": int(counting_purity["k=3: clusters mostly commas"].iloc[-1]),
+        "digit_gain_layer0": float(digit_gain[0]), "digit_gain_max": float(digit_gain.max()),
+        "digit_gain_last": float(digit_gain[-1]),
     }, tables={
         "deletion": [{"model": MODEL, "prompt seed": SEED, "mode": m, "prompts": int(r["n"]),
                       "p drop, salient": r["drop_salient"], "p drop, random": r["drop_random"],
@@ -553,4 +598,8 @@ if RECORD:
                       "shuffled": purity["shuffled (token kind)"].mean(), "smallest gap": gaps.min()}],
         "counting_split": [{"model": MODEL, "prompt seed": SEED,
                             **{f"layer {i}": v for i, v in enumerate(counting_purity["k=2: purity (number / comma)"])}}],
+        "counting_digits": [{"model": MODEL, "prompt seed": SEED,
+                             **{f"layer {i}": g for i, g in enumerate(digit_gain.tolist())},
+                             f"k=3, layer {N_LAYERS - 1}: clusters mostly commas":
+                                 int(counting_purity["k=3: clusters mostly commas"].iloc[-1])}],
     })
