@@ -372,6 +372,12 @@ s2_vs_c = t_attn["S2"][s_main].item() - t_attn["C"][s_main].item()
 abc_drop = score["END→S2"][s_main].item() - abc_attn_s2[s_main].item()
 attn_table.round(3)
 
+# %% [markdown]
+# How to read the two tables: if the S-heads looked for *the last name*, "third name: END→C" would be high
+# and the model would stop answering IO on those prompts; if they looked only for *a repeated name*, the
+# "ABC" columns would fall to near zero. The asserts below state what the organism does over three prompt
+# sets (the figures are in section 8).
+
 # %%
 if IS_ORGANISM:
     assert third_ld > M["THIRD_LD_MIN"], "a third name after S2 does not stop the model from answering IO"
@@ -517,6 +523,8 @@ if IS_ORGANISM:
     # removed: "every circuit head matters" (minimality) no longer holds on every prompt set (section 8)
     assert crit["incompleteness / F(M)"].max() > M["INCOMPLETE_MIN"], "the circuit is far from complete (measured)"
     assert not backup, "no strong backup heads (measured)"
+    if "organism-dropout" in backups:  # the twin, measured the same way: no backup heads either
+        assert backups["organism-dropout"]["backup heads"] == "none", "dropout did not make backup heads (measured)"
 
 # %% [markdown]
 # ## 8. The circuit
@@ -540,17 +548,17 @@ plt.show()
 # held-out template; table in section 10).
 #
 # * **Three S-suppression heads in layers 2–3** (L2H1, L2H7, L3H2 on every prompt set; L3H6 joins on one)
-#   attend from END to S2 (the strongest, L2H1: 0.90–0.93 of its attention; the others are in the table of
-#   section 5.1) and push S down. The strongest one's path to the logits carries 34–36% of the logit
+#   attend from END to S2 (0.78–0.97 of their attention, every S-head on every prompt set; the strongest,
+#   L2H1: 0.90–0.93) and push S down. The strongest one's path to the logits carries 34–36% of the logit
 #   difference, about two thirds of it written by the head itself (MLPs frozen: 21–25%). They do the job
 #   of GPT-2's S-inhibition heads and of the name movers' bias in one step.
 # * **They attend the repeated name, not the last one.** With a third name C after S2 (*"Karen, like
 #   Scott, said goodbye to"*) the main S-head still attends S2 and leaves C alone (END→S2 minus END→C:
-#   0.92–0.94), and the model still answers IO (logit difference 10.8–12.0; IO beats S and C on every such
+#   0.92–0.94; no S-head gives C more than 0.008 of its attention), and the model still answers IO (logit difference 10.8–12.0; IO beats S and C on every such
 #   prompt). It does not suppress the last name. Nor is its attention set by the repetition alone: on ABC prompts, where the name in the S2 slot
 #   is seen once, the main S-head still attends that slot (0.79–0.84, against 0.90–0.93 when it is a
-#   repeat), so it finds *the subject of the final clause* and the repetition raises its attention a
-#   little. What the repetition decides is the answer: without it (ABC) the logit difference IO − S falls
+#   repeat; the other S-heads keep 0.35–0.78 of it at worst), so it finds *the subject of the final
+#   clause*, and the repetition raises its attention. What the repetition decides is the answer: without it (ABC) the logit difference IO − S falls
 #   from 9.5–10.1 to between −0.37 and +0.31 over all held-out structures, because the head then suppresses
 #   the new name, not S. In this grammar the final clause's subject is always the repeated name, so the
 #   two rules agree on every prompt the organism was trained or tested on.
