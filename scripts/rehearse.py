@@ -225,8 +225,12 @@ def _assigned(source: str) -> list[str]:
         tree = ast.parse(source)
     except SyntaxError:
         return []
-    return [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
-            if isinstance(t, ast.Name)]
+    names = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            for t in node.targets:  # `STEPS, BATCH = 1500, 64` declares both
+                names += [e.id for e in (t.elts if isinstance(t, ast.Tuple) else [t]) if isinstance(e, ast.Name)]
+    return names
 
 
 def main() -> None:
