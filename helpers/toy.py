@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from .training import adamw, next_token_loss, torch_threads, train_steps
 from .transformer import Transformer, TransformerConfig
@@ -80,37 +81,141 @@ class ToyConfig:
 
 @dataclass
 class ToyRun:
-    """A trained toy model and its training curve (loss per step)."""
+    """A trained toy model, its training curve (loss per step) and, if probed, its diagonal during training.
+
+    ``probes[i]`` is layer 0's previous-token score at query positions 1 .. n_ctx-1 after ``probe_steps[i]``
+    steps (see :func:`previous_token_by_position`)."""
 
     cfg: ToyConfig
     model: Transformer
     losses: list[float] = field(default_factory=list)
+    probe_steps: list[int] = field(default_factory=list)
+    probes: torch.Tensor | None = None
 
 
-def train_toy(cfg: ToyConfig, progress: bool = True, threads: int | None = 1) -> ToyRun:
+@torch.no_grad()
+def previous_token_by_position(model: Transformer, tokens: torch.Tensor, layer: int = 0,
+                               head: int = 0) -> torch.Tensor:
+    """Mean attention from query position t to t - 1, for t = 1 .. T-1 (a (T-1,) tensor), on ``tokens``.
+
+    The same score as ``helpers.heads.previous_token_scores_by_position``, on our own model (cheap enough
+    to run during training)."""
+    model(tokens)
+    pattern = model.attention_patterns()[layer][:, head]                  # (B, T, T)
+    t = torch.arange(1, tokens.shape[1])
+    return pattern[:, t, t - 1].mean(0)
+
+
+def initial_model(cfg: ToyConfig) -> Transformer:
+    """The model ``train_toy(cfg)`` starts from (same seed, same random weights): what training changed."""
+    torch.manual_seed(cfg.seed)
+    return Transformer(cfg.model_config())
+
+
+def first_step_reaching(run: ToyRun, level: float = 0.5) -> torch.Tensor:
+    """For query positions 1 .. n_ctx-1, the first probed step at which layer 0's previous-token score reached
+    ``level`` (``inf`` if it never did): the order in which training builds the diagonal."""
+    if run.probes is None:
+        raise ValueError("this run was not probed: train it with train_toy(cfg, probe_every=...)")
+    reached = run.probes >= level                                        # (n_probes, n_ctx - 1)
+    steps = torch.tensor(run.probe_steps, dtype=torch.float)
+    return torch.where(reached.any(0), steps[reached.float().argmax(0)], torch.tensor(float("inf")))
+
+
+def train_toy(cfg: ToyConfig, progress: bool = True, threads: int | None = 1,
+              probe_every: int | None = None) -> ToyRun:
     """Train an attention-only transformer on ``cfg``'s periodic sequences (AdamW, constant lr).
 
     ``threads``: torch CPU threads while training (see :func:`helpers.training.torch_threads`); ``None``
-    leaves torch's setting alone.
+    leaves torch's setting alone. ``probe_every``: every so many steps, score layer 0's diagonal by position
+    on 128 sequences of random tokens (``ToyRun.probes``); training is the same, bit for bit, with or without.
     """
     with torch_threads(threads):
-        torch.manual_seed(cfg.seed)
+        model = initial_model(cfg)
         gen = torch.Generator().manual_seed(cfg.seed)
-        model = Transformer(cfg.model_config())
-        losses = train_steps(model, adamw(model, cfg.lr, cfg.weight_decay), lambda: cfg.batch_of(cfg.batch, gen),
-                             lambda tokens: next_token_loss(model(tokens[:, :-1]), tokens), cfg.steps,
-                             desc=f"training ({cfg.distribution}, seed {cfg.seed})" if progress else None)
-    return ToyRun(cfg, model, losses)
+        opt = adamw(model, cfg.lr, cfg.weight_decay)
+        desc = f"training ({cfg.distribution}, seed {cfg.seed})" if progress else None
+
+        def steps(n: int, desc: str | None = None) -> list[float]:
+            return train_steps(model, opt, lambda: cfg.batch_of(cfg.batch, gen),
+                               lambda tokens: next_token_loss(model(tokens[:, :-1]), tokens), n, desc=desc)
+
+        if not probe_every:
+            return ToyRun(cfg, model, steps(cfg.steps, desc))
+        probe_tokens = torch.randint(0, cfg.vocab_size, (128, cfg.n_ctx),
+                                     generator=torch.Generator().manual_seed(cfg.seed + 1))
+        losses, probe_steps, probes = [], [], []
+        for _ in tqdm(range(0, cfg.steps, probe_every), desc=desc, disable=desc is None, mininterval=1.0):
+            losses += steps(min(probe_every, cfg.steps - len(losses)))
+            probe_steps.append(len(losses))
+            probes.append(previous_token_by_position(model, probe_tokens))
+        model.eval()
+    return ToyRun(cfg, model, losses, probe_steps, torch.stack(probes))
 
 
-def phase_change_step(losses: list[float], window: int = 50) -> int:
-    """The step where the smoothed loss falls fastest: the induction-head phase change."""
-    if len(losses) < 3 * window:
-        raise ValueError(f"need at least {3 * window} losses, got {len(losses)}")
-    x = torch.tensor(losses)
-    smooth = F.avg_pool1d(x.view(1, 1, -1), window, stride=1).view(-1)   # moving average
-    drop = smooth[:-window] - smooth[window:]                             # fall over the next `window` steps
-    return int(drop.argmax()) + window
+@dataclass(frozen=True)
+class PhaseChange:
+    """The steepest fall of a training curve, and the falls just before and after it (nats).
+
+    ``drop`` is the fall of the smoothed loss over ``window`` steps centred on ``step``; ``before`` and
+    ``after`` are the falls over the ``window`` steps that precede and follow that window (``before`` is
+    scaled to ``window`` steps when training started less than ``window`` steps earlier); ``total`` is the
+    fall from the first to the last smoothed value. A sudden phase change has ``drop`` many times
+    ``before`` and ``after`` and a large ``share`` of ``total``."""
+
+    step: int
+    window: int
+    drop: float
+    before: float
+    after: float
+    total: float
+
+    @property
+    def share(self) -> float:
+        """The fraction of the whole fall of the loss that happens within the window."""
+        return self.drop / self.total
+
+    @property
+    def sharpness(self) -> float:
+        """``drop`` over the larger of ``before`` and ``after``: how much faster the loss falls in the window.
+
+        ``nan`` when the fall starts at step 0 (no plateau before it, so no phase change)."""
+        return self.drop / max(self.before, self.after, 1e-9)
+
+
+def phase_change(losses: list[float], window: int = 50, smooth: int = 10) -> PhaseChange:
+    """The ``window`` steps where the loss (averaged over ``smooth`` steps) falls most, and its neighbours.
+
+    An argmax always exists, so the step alone says nothing; ``PhaseChange.share`` and ``.sharpness`` say
+    whether the fall is sudden. The fall must start after step 0 and be followed by ``window`` more steps."""
+    if len(losses) < smooth + 3 * window:
+        raise ValueError(f"need at least {smooth + 3 * window} losses, got {len(losses)}")
+    x = torch.tensor(losses, dtype=torch.float64)
+    s = F.avg_pool1d(x.view(1, 1, -1), smooth, stride=1).view(-1)   # s[i]: mean of losses[i : i + smooth]
+    fall = s[:-window] - s[window:]                                  # fall[i]: from s[i] to s[i + window]
+    i = int(fall[: len(fall) - window].argmax())                     # leave room for the window after
+    if i == 0:
+        before = float("nan")                                        # no steps before: not a phase change
+    else:
+        a = max(0, i - window)
+        before = float(s[a] - s[i]) * window / (i - a)
+    return PhaseChange(step=i + (smooth + window) // 2, window=window, drop=float(fall[i]), before=before,
+                       after=float(fall[i + window]), total=float(s[0] - s[-1]))
+
+
+def key_demand(cfg: ToyConfig) -> torch.Tensor:
+    """For key positions t = 0 .. n_ctx-1, the fraction of ``"periodic"`` sequences in which an induction head
+    copying from the pattern's first showing reads key t.
+
+    Key t holds token t-1 (layer 0's previous-token head puts it there). With period p the first showing is
+    at keys 1 .. p, and key t is read by query p + t - 1, which predicts position p + t: so key t is needed
+    if t <= p and p + t <= n_ctx - 1. Every period is equally likely."""
+    if cfg.distribution != "periodic":
+        raise ValueError("key_demand is computed for the 'periodic' distribution only")
+    periods = torch.arange(cfg.min_period, cfg.max_period + 1)
+    t = torch.arange(cfg.n_ctx).unsqueeze(1)
+    read = (t >= 1) & (t <= periods) & (periods + t <= cfg.n_ctx - 1)
+    return read.float().mean(1)
 
 
 def loss_floor(cfg: ToyConfig) -> float:
