@@ -336,12 +336,17 @@ def mean_patterns(m):
     return heads.attention_patterns(m, rand)[0, :, 0].mean(0), heads.attention_patterns(m, period8)[1, :, 0].mean(0)
 
 
-axes = plots.grid(2, ncols=2, size=5)
-for ax, pat, name in zip(axes, mean_patterns(model), ["layer 0, random tokens", "layer 1, period 8"]):
-    plots.heatmap(pat, title=f"main run: {name}", xlabel="key position", ylabel="query position",
-                  vmin=0, vmax=1, ax=ax)
-plt.tight_layout()
-plt.show()
+def show_mean_patterns(m, run: str) -> None:
+    """The two averaged patterns of ``m`` side by side, titled with the run's name."""
+    axes = plots.grid(2, ncols=2, size=5)
+    for ax, pat, name in zip(axes, mean_patterns(m), ["layer 0, random tokens", "layer 1, period 8"]):
+        plots.heatmap(pat, title=f"{run}: {name}", xlabel="key position", ylabel="query position",
+                      vmin=0, vmax=1, ax=ax)
+    plt.tight_layout()
+    plt.show()
+
+
+show_mean_patterns(model, "main run")
 
 # %% [markdown]
 # **The diagonal stops, but not at the seed's third.** Generated as the seed describes them, the patterns
@@ -546,12 +551,7 @@ plots.lines({k: v["cos_adjacent"] for k, v in views.items()}, x=torch.arange(1, 
             title="cosine(W_pos[t], W_pos[t-1])", xlabel="position t", vlines=marks, ax=axes[2])
 plt.tight_layout()
 plt.show()
-axes = plots.grid(2, ncols=2, size=5)
-for ax, pat, name in zip(axes, mean_patterns(control), ["layer 0, random tokens", "layer 1, period 8"]):
-    plots.heatmap(pat, title=f"control: {name}", xlabel="key position", ylabel="query position",
-                  vmin=0, vmax=1, ax=ax)
-plt.tight_layout()
-plt.show()
+show_mean_patterns(control, "control")
 
 # %% [markdown]
 # The control's diagonal runs much further (its cut-off is in the table below) and stops near the end: a key
