@@ -4,25 +4,13 @@ import torch
 from helpers import runtime
 
 
-def test_cpu_when_no_accelerator(monkeypatch):
+@pytest.mark.parametrize("cuda, mps, expected", [(False, False, "cpu"), (True, True, "cuda"), (False, True, "mps")])
+def test_device_preference(monkeypatch, cuda, mps, expected):
+    """CUDA > Apple MPS > CPU when CIRCUITS_DEVICE is unset."""
     monkeypatch.delenv("CIRCUITS_DEVICE", raising=False)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    assert runtime.get_device() == torch.device("cpu")
-
-
-def test_cuda_preferred_over_mps(monkeypatch):
-    monkeypatch.delenv("CIRCUITS_DEVICE", raising=False)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
-    assert runtime.get_device() == torch.device("cuda")
-
-
-def test_mps_when_no_cuda(monkeypatch):
-    monkeypatch.delenv("CIRCUITS_DEVICE", raising=False)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
-    assert runtime.get_device() == torch.device("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert runtime.get_device() == torch.device(expected)
 
 
 def test_env_override(monkeypatch):
