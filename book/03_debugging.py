@@ -74,6 +74,7 @@ DEVICE = model.cfg.device
 if torch.device(DEVICE).type == "cpu" and MODEL == "organism":
     torch.set_num_threads(1)  # a tiny model: one thread is fastest and immune to busy neighbours
 N_LAYERS = model.cfg.n_layers
+IS_ORGANISM = MODEL.startswith("organism")  # the asserts' thresholds were measured on the organism
 print(helpers.describe(torch.device(DEVICE)))
 print(f"model: {MODEL} ({N_LAYERS} layers, {model.cfg.n_heads} heads, d_model {model.cfg.d_model}, "
       f"d_mlp {model.cfg.d_mlp}, vocabulary {model.cfg.d_vocab})")
@@ -116,7 +117,7 @@ pd.DataFrame({"input token": [completion.tokens[i] for i in top.indices.tolist()
 # if saliency were uniform, and how often the most salient context token is a name?
 
 # %%
-ioi = tasks.make("ioi", 100, "test", SEED).encode(model)
+ioi = tasks.make("ioi", 100, "test", SEED, tokenizer=model).encode(model)
 ioi_saliency = saliency.grad_x_input(model, ioi.tokens, ioi.end, ioi.answers)
 rows = torch.arange(len(ioi.end), device=ioi.tokens.device)
 name_pos = torch.stack([ioi.positions[k] for k in ("IO", "S1", "S2")], 1)
@@ -128,7 +129,8 @@ uniform_share = (3 / (ioi.end + 1).float()).mean().item()
 top_is_name = (name_pos == context.argmax(-1)[:, None]).any(1).float().mean().item()
 print(f"names' share of the answer: {names_share:.0%} (uniform: {uniform_share:.0%}); "
       f"the most salient context token is a name in {top_is_name:.0%} of prompts")
-assert names_share > M["NAMES_RATIO_MIN"] * uniform_share and top_is_name > M["TOP_NAME_MIN"]
+if IS_ORGANISM:
+    assert names_share > M["NAMES_RATIO_MIN"] * uniform_share and top_is_name > M["TOP_NAME_MIN"]
 
 # %% [markdown]
 # Over the three prompt sets of `book/measured/ch03.json` the names get 1.9-2.0 times the uniform share,
@@ -174,13 +176,13 @@ DELETION_TASKS = ("ioi", "articles", "counting", "colored_objects")
 FIELDS = ("p_before", "p_salient", "p_random", "flip_salient", "flip_random")
 results = {}
 for task in DELETION_TASKS:
-    enc = tasks.make(task, N_PER_TASK, "test", SEED).encode(model)
+    enc = tasks.make(task, N_PER_TASK, "test", SEED, tokenizer=model).encode(model)
     results[task] = saliency.deletion_test(model, enc.tokens, enc.lengths, k=K_DELETE, draws=DRAWS, seed=SEED)
 results["all tasks"] = saliency.DeletionResult(*[torch.cat([getattr(results[t], f) for t in DELETION_TASKS])
                                                 for f in FIELDS])
 replaced = []
 for task in DELETION_TASKS:  # the same test, replacing the chosen tokens by random context tokens of the batch
-    enc = tasks.make(task, N_PER_TASK, "test", SEED).encode(model)
+    enc = tasks.make(task, N_PER_TASK, "test", SEED, tokenizer=model).encode(model)
     replaced.append(saliency.deletion_test(model, enc.tokens, enc.lengths, k=K_DELETE, draws=DRAWS, seed=SEED,
                                            mode="replace"))
 results["all tasks, replaced"] = saliency.DeletionResult(*[torch.cat([getattr(r, f) for r in replaced])
@@ -213,15 +215,16 @@ pd.DataFrame(M["deletion"])
 
 # %%
 pooled = deletion.loc["all tasks"]
-assert pooled["drop_salient"] - pooled["drop_random"] > M["DELETION_GAP_MIN"], \
-    "salient tokens matter more than random ones"
-assert pooled["flip_salient"] - pooled["flip_random"] > M["FLIP_GAP_MIN"]
-assert pooled["salient_beats_random"] > M["BEATS_MIN"]
 swapped = deletion.loc["all tasks, replaced"]
-assert swapped["drop_salient"] - swapped["drop_random"] > M["DELETION_GAP_MIN"], \
-    "... and when they are replaced, not deleted"
-assert swapped["flip_salient"] - swapped["flip_random"] > M["FLIP_GAP_MIN"]
-assert swapped["salient_beats_random"] > M["BEATS_MIN"]
+if IS_ORGANISM:
+    assert pooled["drop_salient"] - pooled["drop_random"] > M["DELETION_GAP_MIN"], \
+        "salient tokens matter more than random ones"
+    assert pooled["flip_salient"] - pooled["flip_random"] > M["FLIP_GAP_MIN"]
+    assert pooled["salient_beats_random"] > M["BEATS_MIN"]
+    assert swapped["drop_salient"] - swapped["drop_random"] > M["DELETION_GAP_MIN"], \
+        "... and when they are replaced, not deleted"
+    assert swapped["flip_salient"] - swapped["flip_random"] > M["FLIP_GAP_MIN"]
+    assert swapped["salient_beats_random"] > M["BEATS_MIN"]
 
 # %% [markdown]
 # ## 2. Half a model can talk too: the logit lens on counting
@@ -289,11 +292,13 @@ pd.DataFrame({name: acc.tolist() for name, acc in lens_acc.items()}, index=stage
 # %%
 sep_stage = lens.first_stage(lens_acc["separator (after a number)"], stages, 0.9)
 num_stage = lens.first_stage(lens_acc["next number (after a comma)"], stages, 0.9)
-assert sep_stage is not None and num_stage is not None, "the model counts"
-sep_layer, num_layer = lens.stage_layer(sep_stage[1]), lens.stage_layer(num_stage[1])
-print(f"separator first predicted at {sep_stage[1]} (layer {sep_layer}), next number at {num_stage[1]} "
-      f"(layer {num_layer}) of {N_LAYERS} layers")
-assert sep_stage[0] < num_stage[0], "the separator is predicted before the number"
+sep_layer, num_layer = [None if s is None else lens.stage_layer(s[1]) for s in (sep_stage, num_stage)]
+sep_txt, num_txt = ["no stage reaches 90%" if s is None else f"{s[1]} (layer {lay})"
+                    for s, lay in ((sep_stage, sep_layer), (num_stage, num_layer))]
+print(f"separator first predicted at {sep_txt}, next number at {num_txt} of {N_LAYERS} layers")
+if IS_ORGANISM:
+    assert sep_stage is not None and num_stage is not None, "the model counts"
+    assert sep_stage[0] < num_stage[0], "the separator is predicted before the number"
 
 # %% [markdown]
 # **Two-digit numbers.** For GPT-2 and for the organism alike, every number up to 30 is a single token, so
@@ -317,7 +322,7 @@ assert sep_stage[0] < num_stage[0], "the separator is predicted before the numbe
 
 # %%
 CLUSTER_TASKS = ("counting", "colored_objects", "ioi", "articles", "filler")
-cluster_encs = [tasks.make(t, N_CLUSTER, "test", SEED).encode(model) for t in CLUSTER_TASKS]
+cluster_encs = [tasks.make(t, N_CLUSTER, "test", SEED, tokenizer=model).encode(model) for t in CLUSTER_TASKS]
 _acts: dict[int, clustering.Activations] = {}
 
 
@@ -504,7 +509,8 @@ pd.DataFrame(M.thresholds()).set_index("threshold")
 # %%
 gaps = purity["purity (token kind)"] - purity["shuffled (token kind)"]
 print("purity - shuffled, by layer:", gaps.round(3).tolist())
-assert (gaps > M["PURITY_GAP_MIN"]).all(), "every layer's clusters follow token kinds far above chance"
+if IS_ORGANISM:
+    assert (gaps > M["PURITY_GAP_MIN"]).all(), "every layer's clusters follow token kinds far above chance"
 
 # %% [markdown]
 # ## 4. The seed's example on GPT-2 (online only)
@@ -529,7 +535,6 @@ print(gpt2_summary)
 # %%
 pd.set_option("display.max_colwidth", None)
 ONLINE = "the same cells with MODEL = 'gpt2-xl' (not run here: offline)" if MODEL == "organism" else f"see above ({MODEL})"
-sep_txt, num_txt = f"{sep_stage[1]} (layer {sep_layer})", f"{num_stage[1]} (layer {num_layer})"
 pd.DataFrame([
     ["Gradient x input shares say which input tokens a prediction came from",
      "seed 003: 'Shakespeare' gets 53% of the first token of 1564 (GPT-2 XL)", gpt2_summary,

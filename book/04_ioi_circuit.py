@@ -88,7 +88,7 @@ print(helpers.describe(torch.device(model.cfg.device)))
 # `helpers.tasks.ioi` builds both, with templates and name pairs held out of the organism's training.
 
 # %%
-mixed = tasks.make("ioi", 4 * N_PROMPTS, SPLIT, seed=SEED)
+mixed = tasks.make("ioi", 4 * N_PROMPTS, SPLIT, seed=SEED, tokenizer=model)
 abc = tasks.PromptBatch("ioi", mixed.corrupted, mixed.answers, mixed.distractors)
 clean_eval, abc_eval = evaluate_batch(model, mixed), evaluate_batch(model, abc)
 print(mixed.texts[0], "->", mixed.answers[0], "| ABC:", mixed.corrupted[0])
@@ -100,7 +100,7 @@ pd.DataFrame([clean_eval, abc_eval], index=["clean (all held-out templates)", "A
 
 # %%
 template = ioi.HELDOUT_TEMPLATES[TEMPLATE]
-batch = tasks.make("ioi", N_PROMPTS, SPLIT, seed=SEED, templates=[template])
+batch = tasks.make("ioi", N_PROMPTS, SPLIT, seed=SEED, templates=[template], tokenizer=model)
 enc = batch.encode(model)
 clean_tokens, abc_tokens, END = enc.tokens, enc.corrupted, enc.end
 metric = patching.logit_diff_metric(enc.answers, enc.distractors)
@@ -326,7 +326,7 @@ def name_logits(tokens: torch.Tensor, e, c_ids: torch.Tensor) -> torch.Tensor:
     return torch.stack([lg[rows, e.answers], lg[rows, e.distractors], lg[rows, c_ids]], -1)
 
 
-third = add_third_name(ioi.generate(2 * N_PROMPTS, SPLIT, seed=SEED, rules={"distractor": "after_s2"}))
+third = add_third_name(ioi.generate(2 * N_PROMPTS, SPLIT, seed=SEED, rules={"distractor": "after_s2"}, tokenizer=model))
 t_enc = third.encode(model)
 c_ids = torch.tensor(tasks.single_token_ids(model, [" " + m["C"] for m in third.meta]))
 rep_rows = {"one template: clean": [clean_ld, None, None, accuracy],
@@ -599,7 +599,7 @@ PUBLISHED = {"name mover": [(9, 9), (9, 6), (10, 0)], "negative name mover": [(1
 gpt2_summary = "not run here (offline)"
 gpt2 = model if MODEL == GPT2_MODEL else helpers.load_model_if_available(GPT2_MODEL)
 if gpt2 is not None:
-    g = tasks.make("ioi", 16, "all", seed=SEED, templates=[template]).encode(gpt2)
+    g = tasks.make("ioi", 16, "all", seed=SEED, templates=[template], tokenizer=gpt2).encode(gpt2)
     g_metric = patching.logit_diff_metric(g.answers, g.distractors)
     g_clean = g_metric(patching.logits_at(gpt2, g.tokens, g.end)[None]).item()
     g_heads = [(i, j) for i in range(gpt2.cfg.n_layers) for j in range(gpt2.cfg.n_heads)]

@@ -115,7 +115,7 @@ co_acc, co_top1_acc = co_listed.float().mean().item(), co_top1.float().mean().it
 co_ci = wilson_interval(int(co_listed.sum()), N_EVAL)
 predicted = [model.tokenizer.decode([i]) for i in co_logits.argmax(-1).tolist()]
 modes = pd.Series(colored_objects.error_modes(co_eval, predicted), name="answer")
-ioi_eval = evaluate_batch(model, tasks.make("ioi", N_EVAL, "test", seed=SEED))
+ioi_eval = evaluate_batch(model, tasks.make("ioi", N_EVAL, "test", seed=SEED, tokenizer=model))
 print(co_eval.texts[0], "->", co_eval.answers[0])
 print(f"Colored Objects: {co_acc:.1%} restricted-choice (95% CI {co_ci[0]:.1%}–{co_ci[1]:.1%}; chance 33.3%), "
       f"{co_top1_acc:.1%} top-1; IOI on held-out prompts: {ioi_eval['accuracy']:.1%}")
@@ -173,7 +173,7 @@ else:
 
 # %%
 def ioi_setup(m, seed, template, n=N_PROMPTS):
-    e = tasks.make("ioi", n, "test", seed=seed, templates=[ioi.HELDOUT_TEMPLATES[template]]).encode(m)
+    e = tasks.make("ioi", n, "test", seed=seed, templates=[ioi.HELDOUT_TEMPLATES[template]], tokenizer=m).encode(m)
     P = e.positions
     pairs = {"END→answer": (e.end, P["IO"]), "END→rival": (e.end, P["S2"]), "repeat→first": (P["S2"], P["S1"]),
              "repeat→first+1": (P["S2"], P["S1"] + 1)}

@@ -40,7 +40,7 @@ SIZES = {"small": (12, 12, 768), "medium": (24, 16, 1024), "large": (36, 20, 128
 #: so that one shared CPU thread finishes each chapter in minutes, and chapter 1's toy training is cut to
 #: 100 steps (its GPT-2 section, the part rehearsed, does not use the toy); the report says so.
 CHAPTERS: dict[str, tuple[str, dict]] = {
-    "01_induction_heads": ("small", {"STEPS": 100}),
+    "01_induction_heads": ("small", {"STEPS": 200}),
     "02_an_neuron": ("large", {"N_PROMPTS": 8, "N_TEXTS": 60}),
     "03_debugging": ("small", {"N_PER_TASK": 20, "N_COUNTING": 50}),
     "04_ioi_circuit": ("small", {"N_PROMPTS": 16}),

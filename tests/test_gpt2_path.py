@@ -77,30 +77,40 @@ def test_an_is_one_token(gpt2_tok):
     assert tasks.single_token_id(gpt2_tok, " a") == 257
 
 
-# Known generator gaps under GPT-2's BPE (issue 13, reported to the generators' owner; remove the marks once
-# fixed): articles' "acorn" is two GPT-2 tokens (" ac", "orn"); IOI prompts that *start* with a name need it
-# to be one token without its space, and "Emma", "Helen", "Linda", "Karen" are two.
-GENERATOR_GAPS = pytest.mark.xfail(reason="generator pools not yet single GPT-2 tokens (see comment)", strict=False)
+# The generators' gaps under GPT-2's BPE, and their fix: articles' "acorn" is two GPT-2 tokens (" ac", "orn");
+# an IOI prompt that *starts* with a name needs it to be one token without its space, and "Emma", "Helen",
+# "Linda", "Karen" are then two. With ``tokenizer=`` the generators redraw such words (issue 13).
+START = "{N1} and {N2} went to the {PLACE}. {S} gave {A_OBJECT} to"
 
 
-@pytest.mark.parametrize("task", [pytest.param(t, marks=GENERATOR_GAPS) if t in ("ioi", "articles") else t
-                                  for t in TEXT_TASKS])
+def test_the_gaps_are_real_without_the_tokenizer_option(gpt2_tok):
+    with pytest.raises(ValueError, match="acorn"):
+        tasks.single_token_id(gpt2_tok, " acorn")
+    for name in ("Emma", "Helen", "Linda", "Karen"):
+        assert tasks.single_token_id(gpt2_tok, " " + name)        # fine with its leading space ...
+        with pytest.raises(ValueError, match=name):               # ... not at the start of a prompt
+            tasks.single_token_id(gpt2_tok, name)
+    b = tasks.ioi.generate(40, "all", seed=0, templates=[START], order="ABBA")
+    with pytest.raises(ValueError, match="not a single token"):
+        b.encode(gpt2_tok)
+
+
+@pytest.mark.parametrize("task", TEXT_TASKS)
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_every_generator_passes_gpt2_single_token_checks(gpt2_tok, task, split):
     """Names, colours, objects, nouns and numbers are single GPT-2 tokens where the positions need them."""
-    b = tasks.make(task, 300, split=split, seed=0)
+    b = tasks.make(task, 300, split=split, seed=0, tokenizer=gpt2_tok)
     enc = b.encode(gpt2_tok)
     assert enc.tokens.shape[0] == 300
     for name, p in enc.positions.items():
         assert ((p > 0) & (p < enc.lengths)).all(), name
 
 
-@GENERATOR_GAPS
 def test_generator_pools_are_single_gpt2_tokens(gpt2_tok):
     """Every answer and distractor word of every task is one GPT-2 token with its leading space."""
     words = set()
     for task in TEXT_TASKS:
-        b = tasks.make(task, 400, split="all" if task == "ioi" else "test", seed=3)
+        b = tasks.make(task, 400, split="all" if task == "ioi" else "test", seed=3, tokenizer=gpt2_tok)
         words |= set(b.answers) | set(b.distractors)
     bad = []
     for w in sorted(words):
@@ -109,6 +119,40 @@ def test_generator_pools_are_single_gpt2_tokens(gpt2_tok):
         except ValueError:
             bad.append(w)
     assert not bad, bad
+
+
+def test_prompt_initial_names_are_redrawn_for_gpt2(gpt2_tok):
+    b = tasks.ioi.generate(200, "all", seed=0, templates=[START], tokenizer=gpt2_tok)
+    first = {t.split()[0] for t in b.texts}
+    assert first.isdisjoint({"Emma", "Helen", "Linda", "Karen"}) and len(first) > 20
+    b.encode(gpt2_tok)
+    # the names themselves stay in the pool: elsewhere in a prompt (with their space) they are drawn
+    assert {"Emma", "Helen", "Linda", "Karen"} <= {m["IO"] for m in b.meta} | {m["S"] for m in b.meta}
+    a = tasks.make("articles", 300, "test", seed=0, tokenizer=gpt2_tok)
+    assert "acorn" not in {m["noun"] for m in a.meta} | {m["example"] for m in a.meta}
+    a.encode(gpt2_tok)
+
+
+def test_redrawing_gives_up_with_a_clear_error(gpt2_tok):
+    with pytest.raises(ValueError, match="single tokens"):
+        tasks.ioi.generate(2, "all", seed=0, templates=[START], names=["Emma", "Helen", "Linda", "Karen"],
+                           order="ABBA", tokenizer=gpt2_tok)
+
+
+@pytest.mark.parametrize("task", TEXT_TASKS)
+def test_the_tokenizer_option_leaves_the_organisms_prompts_unchanged(task):
+    """The chapters' measured numbers rest on the organism's prompt sets: with the organism nothing is redrawn."""
+    from transformers import AutoTokenizer
+
+    from helpers.loading import ORGANISM_DIR
+
+    org = AutoTokenizer.from_pretrained(ORGANISM_DIR)
+    for split in ("train", "test"):
+        for seed in (0, 1):
+            plain = tasks.make(task, 200, split, seed)
+            aware = tasks.make(task, 200, split, seed, tokenizer=org)
+            assert (aware.texts, aware.corrupted, aware.answers, aware.distractors, aware.spans) == \
+                   (plain.texts, plain.corrupted, plain.answers, plain.distractors, plain.spans)
 
 
 def test_tiny_gpt2_runs_a_task_batch(tiny_gpt2):

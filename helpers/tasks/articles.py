@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 
-from .batch import PromptBatch, article, rng_of, span_of
+from .batch import MAX_REDRAWS, PromptBatch, article, fits, rng_of, span_of
 
 #: Noun categories: (vowel-initial nouns, consonant-initial nouns).
 NOUNS = {
@@ -51,8 +51,13 @@ HELDOUT = {cat: [t for i, t in enumerate(tpls)
 TRAIN = {cat: [t for t in tpls if t not in HELDOUT[cat]] for cat, tpls in TEMPLATES.items()}
 
 
-def generate(n: int, split: str = "train", seed: int | random.Random = 0) -> PromptBatch:
-    """``n`` prompts, alternating " an" and " a" answers; the distractor is the other article."""
+def generate(n: int, split: str = "train", seed: int | random.Random = 0, tokenizer=None) -> PromptBatch:
+    """``n`` prompts, alternating " an" and " a" answers; the distractor is the other article.
+
+    ``tokenizer`` (a model or tokenizer): redraw a prompt's nouns and template until its nouns are single
+    tokens for it (GPT-2's BPE splits " acorn" into " ac" + "orn"). ``None`` (the default) never redraws:
+    the organism's prompt sets, which the chapters' measurements rest on, are the same with or without it.
+    """
     pools = {"train": TRAIN, "test": HELDOUT, "all": TEMPLATES}
     if split not in pools:
         raise ValueError(f"split must be one of {sorted(pools)}, got {split!r}")
@@ -62,17 +67,26 @@ def generate(n: int, split: str = "train", seed: int | random.Random = 0) -> Pro
         cat = rng.choice(sorted(NOUNS))
         vow, con = NOUNS[cat]
         want_an = i % 2 == 0
-        y = rng.choice(vow if want_an else con)
-        x = rng.choice([w for w in vow + con if w != y])
-        y2 = rng.choice(con if want_an else vow)
-        tpl = rng.choice(pools[split][cat])
-        text = tpl.format(x=x, ax=f"{article(x)} {x}", y=y)
-        cut = text.rindex(" " + y + " ") + 1
+        answer, distractor = ("an", "a") if want_an else ("a", "an")
+        for _ in range(MAX_REDRAWS):
+            y = rng.choice(vow if want_an else con)
+            x = rng.choice([w for w in vow + con if w != y])
+            y2 = rng.choice(con if want_an else vow)
+            tpl = rng.choice(pools[split][cat])
+            text = tpl.format(x=x, ax=f"{article(x)} {x}", y=y)
+            cut = text.rindex(" " + y + " ") + 1
+            wrong = text[:cut] + y2 + text[cut + len(y):]
+            span = {"NOUN": span_of(text, y, cut - 1), "EXAMPLE_NOUN": span_of(text, x)}
+            if fits(tokenizer, text, " " + answer, " " + distractor, span, wrong):
+                break
+        else:
+            raise ValueError(f"no {answer!r} prompt of category {cat!r} whose nouns are single tokens for this "
+                             f"model in {MAX_REDRAWS} draws (last: {text!r})")
         texts.append(text)
-        corr.append(text[:cut] + y2 + text[cut + len(y):])
-        answers.append(" " + article(y))
-        distr.append(" " + ("a" if want_an else "an"))
-        spans.append({"NOUN": span_of(text, y, cut - 1), "EXAMPLE_NOUN": span_of(text, x)})
+        corr.append(wrong)
+        answers.append(" " + answer)
+        distr.append(" " + distractor)
+        spans.append(span)
         meta.append({"noun": y, "example": x, "category": cat, "template": tpl, "noun_after": " " + y,
                      "corrupt_noun": y2})
     return PromptBatch("articles", texts, answers, distr, spans, corr, meta)

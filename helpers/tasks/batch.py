@@ -57,6 +57,27 @@ def single_token_ids(model_or_tokenizer: Any, words: list[str]) -> list[int]:
     return out
 
 
+def fits(model_or_tokenizer: Any, text: str, answer: str, distractor: str, spans: dict[str, Span],
+         corrupted: str | None = None) -> bool:
+    """Whether one prompt passes :meth:`PromptBatch.encode`'s checks for a model (``None``: any model).
+
+    The generators' ``tokenizer`` option redraws the words of a prompt that does not: e.g. under GPT-2's
+    BPE a name that *starts* a prompt has no leading space, and "Emma" is then two tokens ("Em", "ma").
+    """
+    if model_or_tokenizer is None:
+        return True
+    one = PromptBatch("check", [text], [answer], [distractor], [spans], None if corrupted is None else [corrupted])
+    try:
+        one.encode(model_or_tokenizer, device="cpu")
+    except ValueError:
+        return False
+    return True
+
+
+#: How many times a generator with a ``tokenizer`` redraws one prompt's words before it gives up.
+MAX_REDRAWS = 200
+
+
 def bos_id(tok: Any) -> int:
     """The id a TransformerBridge prepends (``bos_token_id``, falling back to ``eos_token_id``)."""
     b = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id

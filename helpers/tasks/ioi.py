@@ -27,7 +27,7 @@ import dataclasses
 import random
 from dataclasses import dataclass
 
-from .batch import PromptBatch, article, rng_of, span_of
+from .batch import MAX_REDRAWS, PromptBatch, article, fits, rng_of, span_of
 
 NAMES = ["Mary", "John", "Alice", "Bob", "Tom", "James", "Sarah", "Emma", "David", "Michael",
          "Anna", "Paul", "Peter", "Kate", "Lisa", "Mark", "Laura", "Daniel", "Rachel", "Susan",
@@ -201,12 +201,17 @@ def fill(template: str, io: str, s: str, place: str, obj: str, order: str, c: st
 
 def generate(n: int, split: str = "train", seed: int | random.Random = 0, order: str | None = None,
              names: list[str] | None = None, templates: list[str] | None = None,
-             rules: dict[str, object] | None = None) -> PromptBatch:
+             rules: dict[str, object] | None = None, tokenizer=None) -> PromptBatch:
     """``n`` IOI prompts with ABC-corrupted twins.
 
     ``order`` fixes ``"ABBA"``/``"BABA"`` (alternating by default); ``templates`` restricts to given
     template strings (e.g. one of :data:`HELDOUT_TEMPLATES`, so all prompts have the same length);
     ``rules`` fixes grammar rules (e.g. ``{"join": "met"}``) and samples the others for the split.
+    ``tokenizer`` (a model or tokenizer): redraw a prompt's names (and place, object, adjective) until
+    its names are single tokens for it where the positions need them: under GPT-2's BPE a name that
+    starts a prompt (opening "none") has no leading space, and "Emma", "Helen", "Linda", "Karen" are then
+    two tokens. ``None`` (the default) never redraws: the organism's prompt sets, which the chapters'
+    measurements rest on, are the same with or without it.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -223,17 +228,25 @@ def generate(n: int, split: str = "train", seed: int | random.Random = 0, order:
         else:
             structure = _sample_with(rng, split, rules or {})
             tpl = structure.template()
-        io, s, c, d = _names(rng, split, names)
-        place, obj, adj = rng.choice(PLACES), rng.choice(OBJECTS), rng.choice(ADJECTIVES)
         o = order or ORDERS[i % 2]
-        text = fill(tpl, io, s, place, obj, o, c=c, adj=adj)
-        s1 = span_of(text, s)
-        s2 = span_of(text, s, s1[1])
+        for _ in range(MAX_REDRAWS):
+            io, s, c, d = _names(rng, split, names)
+            place, obj, adj = rng.choice(PLACES), rng.choice(OBJECTS), rng.choice(ADJECTIVES)
+            text = fill(tpl, io, s, place, obj, o, c=c, adj=adj)
+            s1 = span_of(text, s)
+            s2 = span_of(text, s, s1[1])
+            span = {"IO": span_of(text, io), "S1": s1, "S2": s2}
+            wrong = text[:s2[0]] + d + text[s2[1]:]
+            if fits(tokenizer, text, " " + io, " " + s, span, wrong):
+                break
+        else:
+            raise ValueError(f"no names that are single tokens for this model in {MAX_REDRAWS} draws for "
+                             f"template {tpl!r} (last: {text!r})")
         texts.append(text)
-        corr.append(text[:s2[0]] + d + text[s2[1]:])
+        corr.append(wrong)
         answers.append(" " + io)
         distr.append(" " + s)
-        spans.append({"IO": span_of(text, io), "S1": s1, "S2": s2})
+        spans.append(span)
         meta.append({"template": tpl, "order": o, "IO": io, "S": s, "C": c, "D": d,
                      "structure": structure, "heldout_rules": structure.heldout_rules if structure else None})
     return PromptBatch("ioi", texts, answers, distr, spans, corr, meta)
