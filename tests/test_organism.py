@@ -100,3 +100,29 @@ def test_training_is_deterministic(tmp_path):
     train(tmp_path / "p1", **{**kw, "phase2_steps": 0})
     train(tmp_path / "c", resume_from=tmp_path / "p1", **kw)
     assert sha256_file(tmp_path / "c" / "model.safetensors") == sha256_file(tmp_path / "a" / "model.safetensors")
+
+
+def test_card_compare_flags_a_figure_outside_tolerance():
+    from helpers.organism.card import TOLERANCE, compare
+
+    ref = {k: 0.9 for k in TOLERANCE}
+    assert compare(dict(ref), ref)["within"].all()
+    off = {**ref, "co_heldout_top1": 0.9 - TOLERANCE["co_heldout_top1"] - 0.01}
+    table = compare(off, ref)
+    assert list(table.loc[~table["within"], "figure"]) == ["co_heldout_top1"]
+    with pytest.raises(ValueError, match="missing"):
+        compare({"ioi_heldout": 1.0}, ref)
+
+
+def test_card_figures_read_the_generalisation_table():
+    import pandas as pd
+
+    from helpers.organism.card import FIGURES, figures
+
+    rows = [{"task": t, "structure": s, "accuracy": 0.5, "top1": 0.25} for t, s, _ in FIGURES.values()]
+    rows.append({"task": "ioi", "structure": "join=met", "accuracy": 0.7, "top1": 0.6})
+    rows.append({"task": "ioi", "structure": "gap=2", "accuracy": 0.8, "top1": 0.6})
+    f = figures(pd.DataFrame(rows))
+    assert f["ioi_worst_rule"] == 0.7 and f["co_heldout_top1"] == 0.25 and f["ioi_heldout"] == 0.5
+    with pytest.raises(ValueError, match="no single row"):
+        figures(pd.DataFrame(rows[1:]))
