@@ -1,11 +1,15 @@
-"""Circuits: path patching, finding a task's circuit, naming its heads' roles, knockouts and steering.
+"""Circuits: path patching, finding a task's circuit, naming its heads' roles, knockouts and steering;
+edge-level discovery (ACDC, EAP, EAP-IG, information flow routes) on one graph type, scored against planted circuits.
 
 Built on the patching engine's public primitives (:mod:`helpers.patching`) and :mod:`helpers.hooks`.
 A head is ``(layer, head)``; a variant is a list of sender heads patched together.
 """
 
 from ..patching import freeze_hooks
+from . import edge_methods, planted, scoring
 from .discovery import FoundCircuit, TaskCircuit, find_circuit, task_circuit
+from .edge_methods import EdgeScores, acdc, eap, edge_patching, information_flow_routes
+from .graph import EdgeModel, Graph, Weights
 from .head_sets import (
     Head,
     check_heads,
@@ -30,11 +34,49 @@ from .roles import (
     copy_scores,
 )
 from .steering import run_with_attention
+from .task_roles import RoleSetup, circuit_with_roles, faithfulness, ioi_setup, most_frequent_setup
 
 __all__ = [
-    "ROLE_COLUMNS", "FoundCircuit", "Head", "TaskCircuit", "attention_scores", "attention_table",
-    "behaviour_roles", "cache_with_patch", "check_heads", "classify_heads", "classify_roles", "complement_variant",
+    "ROLE_COLUMNS",
+    "EdgeModel",
+    "EdgeScores",
+    "FoundCircuit",
+    "Graph",
+    "Head",
+    "RoleSetup",
+    "TaskCircuit",
+    "Weights",
+    "acdc",
+    "attention_scores",
+    "attention_table",
+    "behaviour_roles",
+    "cache_with_patch",
+    "check_heads",
+    "circuit_with_roles",
+    "classify_heads",
+    "classify_roles",
+    "complement_variant",
     "copy_scores",
-    "find_circuit", "freeze_hooks", "head_name", "heads_variant", "knockout_effects", "overlap", "parse_head",
-    "path_patch", "random_overlap", "run_with_attention", "task_circuit", "top_heads", "z_hooks",
+    "eap",
+    "edge_methods",
+    "edge_patching",
+    "faithfulness",
+    "find_circuit",
+    "freeze_hooks",
+    "head_name",
+    "heads_variant",
+    "information_flow_routes",
+    "ioi_setup",
+    "knockout_effects",
+    "most_frequent_setup",
+    "overlap",
+    "parse_head",
+    "path_patch",
+    "planted",
+    "random_overlap",
+    "run_with_attention",
+    "scoring",
+    "task_circuit",
+    "top_heads",
+    "z_hooks",
 ]
