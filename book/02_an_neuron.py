@@ -66,6 +66,7 @@ helpers.seed_everything(SEED)
 torch.set_num_threads(1)  # small model: one thread is fastest and immune to busy neighbours
 model = helpers.load_model(MODEL)
 cfg = model.cfg
+IS_ORGANISM = MODEL.startswith("organism")  # the findings' thresholds were measured on the organism
 print(f"model: {MODEL}: {cfg.n_layers} layers x {cfg.n_heads} heads, d_model {cfg.d_model}, "
       f"d_mlp {cfg.d_mlp}, vocabulary {cfg.d_vocab}")
 print(helpers.describe(torch.device(cfg.device)))
@@ -113,7 +114,8 @@ str_tokens = model.to_str_tokens(tokens[0])
 print(f"{len(batch)} prompt pairs of {tokens.shape[1]} tokens, e.g.\n  clean:     {batch.texts[0]!r}\n"
       f"  corrupted: {batch.corrupted[0]!r}")
 print(f"logit(' an') - logit(' a'): clean {clean_diff:.2f}, corrupted {corrupt_diff:.2f}")
-assert clean_diff > 0 > corrupt_diff, "the clean prompts ask for ' an', the corrupted ones for ' a'"
+if IS_ORGANISM:
+    assert clean_diff > 0 > corrupt_diff, "the clean prompts ask for ' an', the corrupted ones for ' a'"
 
 # %% [markdown]
 # **How often is " an" under-predicted?** The seed ran GPT-2 large over pile-10k: " an" is the next token about
@@ -140,7 +142,8 @@ print(f"{len(texts)} texts, {int(valid.sum())} predicted positions: ' an' occurs
 print(f"predicted / occurs = {predicted / occurs:.2f} (the seed, GPT-2 large on pile-10k: 1500 / 12000 = 0.13)")
 # The bound is the highest ratio measured over three corpora plus a margin (section 7.3); below 1 it says
 # "under-predicted", by how much the table says.
-assert predicted / occurs < M["AN_RATIO_MAX"], "' an' is under-predicted"
+if IS_ORGANISM:
+    assert predicted / occurs < M["AN_RATIO_MAX"], "' an' is under-predicted"
 
 # %% [markdown]
 # ## 2. Logit lens: where does " an" win?
@@ -210,7 +213,8 @@ mlp_end = rec[2, :, -1]
 layer_rec = mlp_end[DECISIVE].item()
 print(f"decisive layer (logit lens): MLP {DECISIVE}; patching it at the last position recovers {layer_rec:.2f}")
 print("MLP recoveries at the last position: " + ", ".join(f"L{i} {v:.2f}" for i, v in enumerate(mlp_end.tolist())))
-assert layer_rec > M["LAYER_REC_MIN"]
+if IS_ORGANISM:
+    assert layer_rec > M["LAYER_REC_MIN"]
 
 # %% [markdown]
 # ## 4. Patching single neurons
@@ -254,7 +258,8 @@ print("best neurons: " + ", ".join(f"L{DECISIVE}.N{int(i)} {v:.3f}" for v, i in 
 print(f"L{BEST[0]}.N{BEST[1]} alone recovers {best_rec:.2f}; the whole layer {layer_rec:.2f} "
       f"({best_rec / layer_rec:.0%} of it; the seed: L31.N892 0.50, the whole layer 0.49)")
 assert max_diff <= 1e-5, "the batched sweep agrees with the loop"
-assert best_rec / layer_rec > M["SHARE_MIN"], "one neuron carries most of its layer's recovery"
+if IS_ORGANISM:
+    assert best_rec / layer_rec > M["SHARE_MIN"], "one neuron carries most of its layer's recovery"
 
 # %% [markdown]
 # **This organism shows the seed's finding in part.** L31.N892 alone recovers about as much as its whole
@@ -351,8 +356,9 @@ plt.tight_layout()
 plt.show()
 an_rank_of_token = int((cong > cong[AN]).sum())
 print(f"' an' is the neuron's #{an_rank_of_token + 1} token; the neuron is #{rank + 1} of {L * D} neurons for ' an'")
-assert rank < M["RANK_MAX"], "the patching neuron is among the most congruent with ' an'"
-assert an_rank_of_token < M["TOKEN_RANK_MAX"], "' an' is among the neuron's most congruent tokens"
+if IS_ORGANISM:
+    assert rank < M["RANK_MAX"], "the patching neuron is among the most congruent with ' an'"
+    assert an_rank_of_token < M["TOKEN_RANK_MAX"], "' an' is among the neuron's most congruent tokens"
 
 # %% [markdown]
 # ## 7. Searching for token-specific neurons by congruence

@@ -55,6 +55,7 @@ N_PROMPTS = 32            # prompts per circuit search
 N_EVAL = 300              # held-out prompts for accuracies and the repair
 DIRECT_MIN = 0.10         # path patching to the logits: |change| >= this fraction of the clean metric
 FEEDER_MIN = 0.10         # path patching into a circuit head's query, key or value: same
+DEPTH = 3                 # levels of the backwards path-patching search (1: to the logits only), as in chapter 4
 ATT_MIN = 0.30            # roles: attention (END -> answer / rival(s), repeat -> first) counted from this value
 COPY_MIN = 0.50           # roles: a mover's OV circuit copies at least this share of the task's answer tokens
 N_INTERVENE = 4           # at most this many inhibition heads are steered (the paper steers four)
@@ -204,7 +205,7 @@ def behaviour(m, setup):
 
 def circuit_of(setup):
     e, metric, _, _ = setup
-    found = circuits.find_circuit(model, e.tokens, e.corrupted, metric, e.end, DIRECT_MIN, FEEDER_MIN)
+    found = circuits.find_circuit(model, e.tokens, e.corrupted, metric, e.end, DIRECT_MIN, FEEDER_MIN, depth=DEPTH)
     table, effect, copy = behaviour(model, setup)
     clean = metric(patching.logits_at(model, e.tokens, e.end)[None]).item()
     return found.heads, circuits.behaviour_roles(found.heads, table, effect, copy, ATT_MIN, COPY_MIN), clean

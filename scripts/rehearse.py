@@ -42,9 +42,9 @@ SIZES = {"small": (12, 12, 768), "medium": (24, 16, 1024), "large": (36, 20, 128
 CHAPTERS: dict[str, tuple[str, dict]] = {
     "01_induction_heads": ("small", {"STEPS": 200}),
     "02_an_neuron": ("large", {"N_PROMPTS": 8, "N_TEXTS": 60}),
-    "03_debugging": ("small", {"N_PER_TASK": 20, "N_COUNTING": 50}),
+    "03_debugging": ("small", {"N_PER_TASK": 8, "DRAWS": 2, "N_COUNTING": 20, "N_CLUSTER": 8}),
     "04_ioi_circuit": ("small", {"N_PROMPTS": 16}),
-    "05_circuit_reuse": ("medium", {"N_PROMPTS": 16, "N_EVAL": 64}),
+    "05_circuit_reuse": ("medium", {"N_PROMPTS": 8, "N_EVAL": 32, "DEPTH": 1, "N_RANDOM": 1000}),
 }
 MODEL_PARAMS = ("MODEL", "GPT2_MODEL")
 
