@@ -160,3 +160,37 @@ def loss_by_position(model, tokens: torch.Tensor) -> torch.Tensor:
     logits = model(tokens)[:, :-1].float()
     loss = F.cross_entropy(logits.transpose(1, 2), tokens[:, 1:].to(logits.device), reduction="none")
     return loss.mean(0).cpu()
+
+
+@torch.no_grad()
+def attention_spread(model, tokens: torch.Tensor, lengths: torch.Tensor | None = None,
+                     query_pos: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """How spread out each head's attention rows are: ``bos`` (weight on position 0), ``max`` (the largest
+    weight of a row) and ``entropy`` (of a row, divided by its largest possible value, log of the number
+    of keys: 0 = one key, 1 = uniform), each averaged over rows -> {name: [n_layers, n_heads]}.
+
+    Rows: every query position from 1 up to each prompt's length (``lengths``; all positions if None),
+    or one position per prompt (``query_pos`` [B], e.g. the answer position). A "gradient" diagram
+    (seed 000's "dégradé") is a high entropy and a low max; a sharp role a max near 1.
+    """
+    pat = attention_patterns(model, tokens)                  # (L, B, H, T, T)
+    B, T = tokens.shape
+    q = torch.arange(T)
+    if query_pos is not None:
+        qp = torch.as_tensor(query_pos).cpu().view(-1)
+        if qp.numel() != B or (qp < 1).any() or (qp >= T).any():
+            raise ValueError(f"query_pos must hold one position in [1, {T}) per prompt, got {qp.tolist()}")
+        rows = (q[None, :] == qp[:, None])
+    else:
+        n = torch.full((B,), T) if lengths is None else torch.as_tensor(lengths).cpu().view(-1)
+        if n.numel() != B:
+            raise ValueError(f"lengths must hold one length per prompt ({B}), got {n.numel()}")
+        rows = (q[None, :] >= 1) & (q[None, :] < n[:, None])
+    w = rows[None, :, None, :].float()                       # (1, B, 1, T)
+    logp = torch.where(pat > 0, pat.clamp_min(1e-30).log(), torch.zeros_like(pat))
+    ent = -(pat * logp).sum(-1) / torch.log((q + 1).float()).clamp_min(1e-9)  # (L, B, H, T); q = 0 unused
+
+    def avg(x: torch.Tensor) -> torch.Tensor:
+        return (x * w).sum((1, 3)) / w.sum((1, 3))
+
+    return {"bos": avg(pat[..., 0]), "max": avg(pat.max(-1).values), "entropy": avg(ent)}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from . import articles, colored_objects, counting, filler, ioi, repeats
+from . import articles, colored_objects, counting, filler, ioi, most_frequent, repeats
 from .batch import (
     Encoded,
     PromptBatch,
@@ -29,12 +29,12 @@ from .batch import (
 )
 
 __all__ = ["TASKS", "Encoded", "PromptBatch", "Span", "article", "articles", "bos_id", "colored_objects",
-           "context_length", "counting", "filler", "fits", "get_tokenizer", "ioi", "make", "repeats", "rng_of",
+           "context_length", "counting", "filler", "fits", "get_tokenizer", "ioi", "make", "most_frequent", "repeats", "rng_of",
            "single_token_id", "single_token_ids", "span_of"]
 
-TASKS = ("ioi", "colored_objects", "articles", "counting", "repeats", "filler")
+TASKS = ("ioi", "colored_objects", "articles", "counting", "repeats", "filler", "most_frequent")
 GENERATORS = {"ioi": ioi.generate, "colored_objects": colored_objects.generate, "articles": articles.generate,
-              "counting": counting.generate, "filler": filler.generate}
+              "counting": counting.generate, "filler": filler.generate, "most_frequent": most_frequent.generate}
 
 
 def make(task: str, n: int, split: str = "train", seed: int = 0, tokenizer: Any = None, **kw: Any) -> PromptBatch:
