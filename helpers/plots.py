@@ -182,3 +182,51 @@ def scatter(xy, groups: Sequence[str] | Sequence[int], title: str = "", xlabel: 
         ax.legend(fontsize=7, markerscale=2, loc="best")
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     return ax
+
+
+def edge_graph(nodes: Sequence[str], n_heads: int, edges: Mapping[tuple[str, str], str], title: str = "",
+               ax=None):
+    """An edge circuit on the model's grid: layers bottom to top, heads left to right, the MLP on the right.
+
+    ``nodes``: every node name of the graph (``embed``, ``L1H6``, ``MLP1``, ``logits``); ``edges``: (sender,
+    receiver) -> a style: ``"found"`` (solid blue), ``"true"`` (found and in the truth: solid green),
+    ``"false"`` (found, not in the truth: solid red), ``"missed"`` (in the truth, not found: dashed grey).
+    Nodes are dots, labelled beside them (never over a line's end), and only the nodes an edge touches.
+    """
+    styles = {"found": ("tab:blue", "-"), "true": ("tab:green", "-"), "false": ("tab:red", "-"),
+              "missed": ("0.6", "--")}
+    xy: dict[str, tuple[float, float]] = {}
+    n_layers = 0
+    for n in nodes:
+        if n.startswith("L"):
+            layer, h = (int(x) for x in n[1:].split("H"))
+            xy[n] = (h, layer + 1)
+            n_layers = max(n_layers, layer + 1)
+        elif n.startswith("MLP"):
+            xy[n] = (n_heads + 0.5, int(n[3:]) + 1.45)
+    xy["embed"] = ((n_heads - 1) / 2, 0)
+    xy["logits"] = ((n_heads - 1) / 2, n_layers + 1)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.0 * n_heads + 3, 1.1 * (n_layers + 2)))
+    used = {n for e in edges for n in e}
+    for (s, r), style in sorted(edges.items(), key=lambda kv: kv[1] == "missed", reverse=True):
+        colour, ls = styles[style]
+        (x0, y0), (x1, y1) = xy[s], xy[r]
+        ax.annotate("", (x1, y1), (x0, y0), arrowprops={"arrowstyle": "-|>", "color": colour, "ls": ls, "lw": 1.3,
+                                                        "shrinkA": 5, "shrinkB": 5, "alpha": 0.8,
+                                                        "connectionstyle": "arc3,rad=0.08"})
+    for n, (x, y) in xy.items():
+        on = n in used
+        ax.plot([x], [y], "o", ms=7 if on else 4, color="0.15" if on else "0.8", zorder=3)
+        if on:
+            ax.text(x + 0.12, y - 0.12, n, fontsize=8, ha="left", va="top", zorder=4,
+                    bbox={"fc": "white", "ec": "none", "alpha": 0.85, "pad": 0.5})
+    handles = [plt.Line2D([], [], color=c, ls=ls, label=k) for k, (c, ls) in styles.items()
+               if k in set(edges.values())]
+    if handles:
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    ax.set(xlim=(-0.6, n_heads + 1.2), ylim=(-0.5, n_layers + 1.5), title=title, xticks=[],
+           yticks=range(n_layers + 2), yticklabels=["embed"] + [f"layer {i}" for i in range(n_layers)] + ["logits"])
+    for side in ("top", "right", "bottom"):
+        ax.spines[side].set_visible(False)
+    return ax

@@ -6,7 +6,7 @@ A head is ``(layer, head)``; a variant is a list of sender heads patched togethe
 """
 
 from ..patching import freeze_hooks
-from . import edge_methods, planted, scoring
+from . import abstraction, edge_methods, planted, scoring
 from .discovery import FoundCircuit, TaskCircuit, find_circuit, task_circuit
 from .edge_methods import EdgeScores, acdc, eap, edge_patching, information_flow_routes
 from .graph import EdgeModel, Graph, Weights
@@ -22,7 +22,7 @@ from .head_sets import (
     top_heads,
     z_hooks,
 )
-from .knockouts import cache_with_patch, knockout_effects
+from .knockouts import cache_with_patch, circuit_criteria, knockout_effects
 from .paths import path_patch
 from .roles import (
     ROLE_COLUMNS,
@@ -34,7 +34,14 @@ from .roles import (
     copy_scores,
 )
 from .steering import run_with_attention
-from .task_roles import RoleSetup, circuit_with_roles, faithfulness, ioi_setup, most_frequent_setup
+from .task_roles import (
+    RoleCircuit,
+    RoleSetup,
+    circuit_with_roles,
+    faithfulness,
+    ioi_setup,
+    most_frequent_setup,
+)
 
 __all__ = [
     "ROLE_COLUMNS",
@@ -46,12 +53,14 @@ __all__ = [
     "RoleSetup",
     "TaskCircuit",
     "Weights",
+    "abstraction",
     "acdc",
     "attention_scores",
     "attention_table",
     "behaviour_roles",
     "cache_with_patch",
     "check_heads",
+    "circuit_criteria",
     "circuit_with_roles",
     "classify_heads",
     "classify_roles",

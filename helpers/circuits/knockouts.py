@@ -36,3 +36,25 @@ def knockout_effects(model, tokens: torch.Tensor, mean_source: dict[str, torch.T
                       [heads_variant(model, [(i, j)]) for i in range(L) for j in range(H)], metric, pos,
                       progress=False)
     return ((out - base) / base).view(L, H)
+
+
+@torch.no_grad()
+def circuit_criteria(model, tokens: torch.Tensor, mean_source: dict[str, torch.Tensor], heads: Sequence,
+                     metric: MetricFn, pos) -> dict[str, float]:
+    """Chapter 4's three checks of a head circuit C, every other head mean-ablated, in one batched sweep.
+
+    ``faithfulness`` F(C)/F(M); ``incompleteness``: the largest |F(C minus v) - F(M minus v)| / F(M) over the
+    circuit's heads v (0: removing a head hurts circuit and model alike); ``minimality``: the smallest
+    |F(C minus v) - F(C)| / |F(C)| (a head the circuit could do without scores near 0).
+    """
+    from .head_sets import complement_variant
+    heads = [tuple(h) for h in heads]
+    variants = [[], complement_variant(model, heads)]
+    for v in heads:
+        variants += [complement_variant(model, [h for h in heads if h != v]), heads_variant(model, [v])]
+    out = patch_sweep(model, tokens, mean_source, variants, metric, pos, progress=False).tolist()
+    F_M, F_C = out[0], out[1]
+    rows = [(out[2 + 2 * i], out[3 + 2 * i]) for i in range(len(heads))]
+    return {"faithfulness": F_C / F_M,
+            "incompleteness": max((abs(c - m) / abs(F_M) for c, m in rows), default=float("nan")),
+            "minimality": min((abs(c - F_C) / abs(F_C) for c, _ in rows), default=float("nan"))}
