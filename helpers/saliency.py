@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .runtime import auto_batch_size
+
 
 def _tokenizer(model):
     tok = getattr(model, "tokenizer", None)
@@ -50,7 +52,10 @@ def grad_x_input(model, tokens: torch.Tensor, pos: torch.Tensor | int, targets: 
     """Shares [batch, pos] of each input token in the logit of ``targets`` at ``pos`` (rows sum to 1).
 
     ``pos`` and ``targets`` are per prompt (or one int for all). Positions after ``pos`` get 0 (a
-    causal model cannot see them), so right-padded batches are fine.
+    causal model cannot see them), so right-padded batches are fine. The backward pass keeps every
+    layer's activations, so prompts go through in chunks that fit free memory (:func:`auto_batch_size`;
+    rows are independent, and the organism's batches fit in one chunk): GPT-2 small held 7.6 GB for
+    100 IOI prompts in one pass (chapter 3's rehearsal), GPT-2 XL would not fit a 16 GB GPU.
     """
     if tokens.ndim != 2:
         raise ValueError(f"tokens must be [batch, pos], got shape {tuple(tokens.shape)}")
@@ -61,6 +66,18 @@ def grad_x_input(model, tokens: torch.Tensor, pos: torch.Tensor | int, targets: 
     pos = torch.where(pos < 0, pos + T, pos)
     if (pos < 0).any() or (pos >= T).any():
         raise ValueError(f"positions must lie in [0, {T}), got {pos.tolist()}")
+    cfg = model.cfg
+    per_prompt = 4 * T * (cfg.n_layers * (32 * cfg.d_model + 2 * cfg.n_heads * T) + 3 * cfg.d_vocab)
+    step = auto_batch_size(per_prompt, dev, cap=B)
+    if step < B:
+        return torch.cat([_grad_x_input(model, tokens[i:i + step], pos[i:i + step], targets[i:i + step])
+                          for i in range(0, B, step)])
+    return _grad_x_input(model, tokens, pos, targets)
+
+
+def _grad_x_input(model, tokens: torch.Tensor, pos: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    B, T = tokens.shape
+    dev = tokens.device
     store: dict[str, torch.Tensor] = {}
 
     def grab(act, hook):

@@ -117,3 +117,15 @@ def test_replace_positions_and_replace_mode(model):
     assert r.p_random.shape == (4, 3)
     with pytest.raises(ValueError, match="mode"):
         saliency.deletion_test(model, toks(4, (4, 10)), torch.tensor([10, 9, 8, 10]), mode="mask")
+
+
+def test_chunks_that_fit_free_memory_give_the_same_shares(model, monkeypatch):
+    """The backward keeps every layer's activations: prompts go in chunks sized from free memory."""
+    t = toks(1, (7, 8))
+    pos, tgt = torch.tensor([7, 3, 5, 7, 6, 2, 7]), torch.arange(7) + 5
+    whole = saliency.grad_x_input(model, t, pos, tgt)
+    asked = []
+    monkeypatch.setattr(saliency, "auto_batch_size", lambda n, dev, cap: asked.append((n, cap)) or 3)
+    chunked = saliency.grad_x_input(model, t, pos, tgt)
+    assert asked and asked[0][1] == 7 and asked[0][0] > 0
+    assert torch.allclose(chunked, whole, atol=1e-6)
