@@ -144,6 +144,8 @@ class EdgeModel:
         # For each receiver: the positions of its senders in the node list, and of its edges in the edge list.
         self._senders = {r: torch.tensor([g.index[s] for s in g.senders(r)]) for r in g.nodes[1:]}
         self._edges = {r: torch.tensor(g.incoming(r)) for r in g.nodes[1:]}
+        self._edges_into_layer = [torch.cat([self._edges[f"L{i}H{h}"] for h in range(w.n_heads)])
+                                  for i in range(w.n_layers)]
 
     @classmethod
     def from_bridge(cls, model) -> EdgeModel:
@@ -240,11 +242,15 @@ class EdgeModel:
         causal = torch.ones(T, T, dtype=torch.bool, device=tokens.device).tril()
         for layer in range(start_layer, w.n_layers):
             heads = [f"L{layer}H{h}" for h in range(w.n_heads)]
-            x = torch.stack([receiver_input(r) for r in heads], 2)  # [K, B, H, T, d]
-            x = _ln(x, w.ln1[layer] if w.ln1 else None, w.eps)
-            q = torch.einsum("kbhtd,hde->kbhte", x, w.W_Q[layer])
-            k_ = torch.einsum("kbhtd,hde->kbhte", x, w.W_K[layer])
-            v = torch.einsum("kbhtd,hde->kbhte", x, w.W_V[layer])
+            into = self._edges_into_layer[layer]
+            if grad_inputs is None and (corrupt is None or bool((keep[:, into] == 1).all())):
+                # Every head of this layer reads the same full residual: one LayerNorm, one product.
+                x = _ln(osum[len(self._senders[heads[0]]) - 1], w.ln1[layer] if w.ln1 else None, w.eps)
+                q, k_, v = (torch.einsum("kbtd,hde->kbhte", x, W[layer]) for W in (w.W_Q, w.W_K, w.W_V))
+            else:
+                x = torch.stack([receiver_input(r) for r in heads], 2)  # [K, B, H, T, d]
+                x = _ln(x, w.ln1[layer] if w.ln1 else None, w.eps)
+                q, k_, v = (torch.einsum("kbhtd,hde->kbhte", x, W[layer]) for W in (w.W_Q, w.W_K, w.W_V))
             if w.b_Q is not None:
                 q, k_, v = q + w.b_Q[layer][:, None], k_ + w.b_K[layer][:, None], v + w.b_V[layer][:, None]
             scores = (q @ k_.transpose(-1, -2)) * self.scale
