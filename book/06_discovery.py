@@ -446,7 +446,7 @@ def rng(col: str, f: str = "{:.2f}") -> str:
 
 
 pd.DataFrame([
-    ["ACDC", "Conmy et al. 2023: recovers the IOI and induction circuits (AUROC 0.87 / 0.89 on GPT-2 IOI edges)",
+    ["ACDC", "Conmy et al. 2023: recovers hand-found circuits (IOI, induction, ...) by pruning edges",
      f"AUROC {rng('acdc_auc_ind')} induction, {rng('acdc_auc_planted')} planted",
      f"{rng('acdc_edges', '{:.0f}')} edges, Spearman vs patching {rng('acdc_rho')}",
      f"{rng('acdc_seconds', '{:.0f}')} s, one batched pass a receiver",

@@ -137,3 +137,21 @@ def test_from_bridge_matches_the_bridge():
     with torch.no_grad():
         ours = em.run(enc.tokens, pos=enc.end)[0]
     assert torch.allclose(ours, patching.logits_at(model, enc.tokens, enc.end), atol=1e-4)
+
+
+def test_interchange_sources_swap_the_right_names():
+    from helpers import tasks
+    from helpers.circuits import abstraction
+    batch = tasks.make("ioi", 4, "test", seed=0, templates=[tasks.ioi.HELDOUT_TEMPLATES[0]])
+    src = abstraction.interchange_sources(batch)
+    def words(t: str) -> list[str]:
+        return [w.strip(",.") for w in t.split()]
+
+    for text, i_text, r_text, meta in zip(batch.texts, src["I"].texts, src["R"].texts, batch.meta):
+        io, s = meta["IO"], meta["S"]
+
+        def names(t: str, pair=(io, s)) -> list[str]:
+            return [w for w in words(t) if w in pair]
+        assert names(text)[2] == s and names(i_text)[2] == io  # I-source: the repeated name is now IO
+        assert names(r_text)[2] == s and names(r_text)[:2] == names(text)[:2][::-1]  # R-source: slots swapped
+        assert len(words(i_text)) == len(words(text)) == len(words(r_text))

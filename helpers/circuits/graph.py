@@ -278,12 +278,3 @@ class EdgeModel:
         _, outs = self.run(tokens, return_outputs=True)
         outs = outs[:, 0]
         return outs.mean(1, keepdim=True) if mean else outs
-
-    @torch.no_grad()
-    def sweep(self, tokens: torch.Tensor, keep: torch.Tensor, corrupt: torch.Tensor, metric: Callable,
-              pos: torch.Tensor | None = None, tokens_per_pass: int = 16384) -> torch.Tensor:
-        """``metric`` of each of the K keep vectors [K, E] -> [K, ...], in chunks of about ``tokens_per_pass``."""
-        B, T = tokens.shape
-        step = max(1, tokens_per_pass // (B * T))
-        return torch.cat([metric(self.run(tokens, keep[i:i + step], corrupt, pos))
-                          for i in range(0, keep.shape[0], step)])
