@@ -235,12 +235,13 @@ plt.show()
 
 # %% [markdown]
 # **What the known circuits show** (three seeds of the distractor weights, noise and prompts; table in
-# section 6). The two patching methods find both circuits exactly: edge patching and ACDC have AUROC 1.00
-# and, at τ, precision and recall 1 on every seed. EAP-IG reaches 1.00 on the induction model and
-# 0.96–0.98 on the planted circuit, above the bars of 0.95 and 0.9. EAP alone does not (0.74–0.90 on
-# induction, 0.68–0.72 planted): on the planted circuit it estimates 0.00–0.25 for circuit edges whose
-# removal costs 6–13 logits, because each step of the circuit is a saturated softmax or a ReLU on its flat
-# side at the clean run. Integrating from the corrupted input crosses those steps, and EAP-IG gains
+# section 6). The two patching methods rank both circuits perfectly (AUROC 1.00 on every seed), and ACDC
+# keeps exactly the circuit at τ on every seed (single-edge patching once keeps one edge too many). EAP-IG
+# reaches 1.00 on the induction model and 0.96–0.98 on the planted circuit, above the bars of 0.95 and
+# 0.9, though at τ it keeps only 71–86% of the planted edges. EAP alone does not (AUROC 0.74–0.90 on
+# induction, 0.68–0.72 planted): on the planted circuit it estimates 0.00–0.39 for circuit edges whose
+# removal costs 3–15 logits (only the last edge, name mover → logits, is linear and estimated exactly),
+# because each step of the circuit is a saturated softmax or a ReLU on its flat side at the clean run. Integrating from the corrupted input crosses those steps, and EAP-IG gains
 # 0.25–0.30 AUROC over EAP. Information flow routes, with no counterfactual, score 0.50–0.65: they find
 # where information flows into the residual stream, whether or not the receiver reads it. On the induction
 # model the head that writes the same vector on every prompt (L1H3) has the strongest edge into the logits

@@ -155,3 +155,18 @@ def test_interchange_sources_swap_the_right_names():
         assert names(text)[2] == s and names(i_text)[2] == io  # I-source: the repeated name is now IO
         assert names(r_text)[2] == s and names(r_text)[:2] == names(text)[:2][::-1]  # R-source: slots swapped
         assert len(words(i_text)) == len(words(text)) == len(words(r_text))
+
+
+def test_circuit_criteria_of_the_whole_model():
+    """Every head kept: faithfulness 1 and incompleteness 0 (removing a head from C or from M is the same run)."""
+    from helpers import circuits, load_model, patching, tasks
+    from helpers.loading import ORGANISM_DIR
+    if not (ORGANISM_DIR / "config.json").exists():
+        pytest.skip("organism not available")
+    model = load_model("organism", device="cpu", verbose=False)
+    enc = tasks.make("ioi", 8, "test", seed=0, templates=[tasks.ioi.HELDOUT_TEMPLATES[0]]).encode(model)
+    metric = patching.logit_diff_metric(enc.answers, enc.distractors)
+    mean = patching.mean_activations(patching.cache_activations(model, enc.corrupted, circuits.z_hooks(model)))
+    every = [(i, j) for i in range(model.cfg.n_layers) for j in range(model.cfg.n_heads)]
+    c = circuits.circuit_criteria(model, enc.tokens, mean, every, metric, enc.end)
+    assert c["faithfulness"] == pytest.approx(1.0, abs=1e-5) and c["incompleteness"] < 1e-5
