@@ -293,7 +293,7 @@ pd.DataFrame({name: acc.tolist() for name, acc in lens_acc.items()}, index=stage
 sep_stage = lens.first_stage(lens_acc["separator (after a number)"], stages, 0.9)
 num_stage = lens.first_stage(lens_acc["next number (after a comma)"], stages, 0.9)
 sep_layer, num_layer = [None if s is None else lens.stage_layer(s[1]) for s in (sep_stage, num_stage)]
-sep_txt, num_txt = ["no stage reaches 90%" if s is None else f"{s[1]} (layer {lay})"
+sep_txt, num_txt = ["no stage (none reaches 90%)" if s is None else f"{s[1]} (layer {lay})"
                     for s, lay in ((sep_stage, sep_layer), (num_stage, num_layer))]
 print(f"separator first predicted at {sep_txt}, next number at {num_txt} of {N_LAYERS} layers")
 if IS_ORGANISM:
