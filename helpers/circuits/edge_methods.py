@@ -55,23 +55,25 @@ def edge_patching(em: EdgeModel, tokens: torch.Tensor, corrupt: torch.Tensor, me
     """|metric(full model without edge e) - metric(full model)| for every edge e: the exact single-edge effects.
 
     ``corrupt``: node outputs of the corrupted prompts (:meth:`EdgeModel.outputs`). Edges into layer l are
-    run resumed at layer l from the full model's cached node outputs.
+    run resumed at layer l from the full model's cached node outputs, and only from the first position where
+    clean and corrupted prompts differ (:meth:`EdgeModel.prefix`).
     """
     t0 = time.perf_counter()
     g = em.graph
     E, (B, T) = len(g.edges), tokens.shape
     full_logits, outs = em.run(tokens, pos=pos, return_outputs=True)
     full = metric(full_logits)[0]
+    pre = em.prefix(tokens, outs[:, 0], corrupt) if pos is not None else None
+    step = max(1, tokens_per_pass // (B * (T - (pre.q if pre else 0))))
     scores = torch.zeros(E)
     passes, rows = 1, B
-    step = max(1, tokens_per_pass // (B * T))
     for layer in range(g.n_layers + 1):
         idx = [i for i, (_, r) in enumerate(g.edges) if g.layer_of[r] == layer]
         for c in range(0, len(idx), step):
             chunk = idx[c:c + step]
             keep = torch.ones(len(chunk), E)
             keep[torch.arange(len(chunk)), chunk] = 0
-            vals = metric(em.run(tokens, keep, corrupt, pos, start_layer=layer, cached=outs))
+            vals = metric(em.run(tokens, keep, corrupt, pos, start_layer=layer, cached=outs, prefix=pre))
             scores[chunk] = (vals - full).abs()
             passes, rows = passes + 1, rows + len(chunk) * B
     return EdgeScores("edge patching", scores, scores >= threshold, threshold, passes, rows, 0,
@@ -95,8 +97,9 @@ def acdc(em: EdgeModel, tokens: torch.Tensor, corrupt: torch.Tensor, metric: Cal
     E, (B, T) = len(g.edges), tokens.shape
     keep = torch.ones(E)
     scores = torch.zeros(E)
-    step = max(1, tokens_per_pass // (B * T))
     passes = rows = 0
+    pre = em.prefix(tokens, em.outputs(tokens), corrupt) if pos is not None else None
+    step = max(1, tokens_per_pass // (B * (T - (pre.q if pre else 0))))
     for r in reversed(g.nodes[1:]):
         inc = torch.tensor(g.incoming(r))
         if r != "logits" and not keep[g.outgoing(r)].any():
@@ -105,7 +108,7 @@ def acdc(em: EdgeModel, tokens: torch.Tensor, corrupt: torch.Tensor, metric: Cal
         cand = inc[keep[inc] > 0]
         if not len(cand):
             continue
-        logits, outs = em.run(tokens, keep[None], corrupt, pos, return_outputs=True)
+        logits, outs = em.run(tokens, keep[None], corrupt, pos, return_outputs=True, prefix=pre)
         cur = metric(logits)[0]
         passes, rows = passes + 1, rows + B
         layer = g.layer_of[r]
@@ -114,7 +117,8 @@ def acdc(em: EdgeModel, tokens: torch.Tensor, corrupt: torch.Tensor, metric: Cal
             chunk = cand[c:c + step]
             variants = keep.repeat(len(chunk), 1)
             variants[torch.arange(len(chunk)), chunk] = 0
-            deltas.append((metric(em.run(tokens, variants, corrupt, pos, start_layer=layer, cached=outs)) - cur).abs())
+            deltas.append((metric(em.run(tokens, variants, corrupt, pos, start_layer=layer, cached=outs,
+                                         prefix=pre)) - cur).abs())
             passes, rows = passes + 1, rows + len(chunk) * B
         delta = torch.cat(deltas)
         scores[cand] = delta

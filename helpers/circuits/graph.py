@@ -128,6 +128,14 @@ class Graph:
         return out
 
 
+@dataclass
+class Prefix:
+    """Positions 0 .. q-1, where every run of a sweep is the same, and each layer's keys and values there."""
+
+    q: int
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
+
+
 def _ln(x: torch.Tensor, wb: tuple | None, eps: float) -> torch.Tensor:
     return x if wb is None else layer_norm(x, eps, *wb)
 
@@ -169,7 +177,7 @@ class EdgeModel:
     def run(self, tokens: torch.Tensor, keep: torch.Tensor | None = None, corrupt: torch.Tensor | None = None,
             pos: torch.Tensor | None = None, embed_mix: torch.Tensor | None = None,
             grad_inputs: dict | None = None, return_outputs: bool = False, start_layer: int = 0,
-            cached: torch.Tensor | None = None):
+            cached: torch.Tensor | None = None, prefix: Prefix | None = None, record_kv: list | None = None):
         """Logits [K, B, V] at ``pos`` [B] (None: every position, [K, B, T, V]) of K edge-keep vectors.
 
         ``keep`` [K, E] (1 kept, 0 removed; None: everything kept, K = 1); ``corrupt`` [n_nodes, B or 1, T, d]:
@@ -179,10 +187,24 @@ class EdgeModel:
         gradient of a metric with respect to each receiver's input). ``return_outputs``: also return the node
         outputs [n_nodes, K, B, T, d]. ``start_layer`` with ``cached`` [n_nodes, 1, B, T, d] (the node outputs of a
         run whose edges into layers below ``start_layer`` are the same as every row of ``keep``'s): those
-        layers are not recomputed, as in the patching engine's resumed runs.
+        layers are not recomputed, as in the patching engine's resumed runs. ``prefix`` (:meth:`prefix`):
+        positions before ``prefix.q`` are the same in every row and are not recomputed; the returned outputs then
+        cover positions ``q`` .. only (``corrupt`` and ``cached`` may cover all positions or those). ``record_kv``: filled with each layer's
+        keys and values [K, B, H, T, dh].
         """
         w, g = self.w, self.graph
-        B, T = tokens.shape
+        B, T_all = tokens.shape
+        q0 = 0 if prefix is None else prefix.q
+        T = T_all - q0
+        if prefix is not None:
+            if embed_mix is not None or grad_inputs is not None:
+                raise ValueError("a prefix run takes no embed_mix or gradients")
+            if pos is not None and bool((pos < q0).any()):
+                raise ValueError(f"answer positions {pos.tolist()} lie in the shared prefix (< {q0})")
+            if corrupt is not None and corrupt.shape[2] == T_all:
+                corrupt = corrupt[:, :, q0:]
+            if cached is not None and cached.shape[3] == T_all:
+                cached = cached[:, :, :, q0:]
         if keep is None:
             keep = torch.ones(1, len(g.edges))
         if keep.ndim != 2 or keep.shape[1] != len(g.edges):
@@ -191,7 +213,7 @@ class EdgeModel:
         if corrupt is None and bool((keep != 1).any()):
             raise ValueError("removed edges need the corrupted node outputs (corrupt=...)")
         keep = keep.to(w.W_E.dtype)
-        emb = w.W_E[tokens] + w.W_pos[:T]
+        emb = w.W_E[tokens[:, q0:]] + w.W_pos[q0:T_all]
         emb = emb.expand(K, B, T, emb.shape[-1]) if embed_mix is None else embed_mix
         outs: list[torch.Tensor] = [emb]
         csum = [corrupt[0]] if corrupt is not None else None  # prefix sums of the corrupted outputs
@@ -222,7 +244,11 @@ class EdgeModel:
                     if len(removed) <= len(kept):
                         x = x.clone()
                         for u in removed:
-                            x = x - (1 - kr[:, u]).view(-1, 1, 1, 1) * (outs[u] - corrupt[u])
+                            rows = (kr[:, u] != 1).nonzero().flatten()
+                            if len(rows) == K:
+                                x -= (1 - kr[:, u]).view(-1, 1, 1, 1) * (outs[u] - corrupt[u])
+                            else:  # a sweep: few rows remove this edge
+                                x[rows] -= (1 - kr[rows, u]).view(-1, 1, 1, 1) * (outs[u][rows] - corrupt[u])
                     else:
                         x = csum[n - 1].expand_as(x).clone()
                         for u in kept:
@@ -239,7 +265,8 @@ class EdgeModel:
             outs.append(out)
             osum.append(osum[-1] + out)
 
-        causal = torch.ones(T, T, dtype=torch.bool, device=tokens.device).tril()
+        # query position q0 + i may attend to key positions 0 .. q0 + i (the prefix's keys are cached)
+        causal = torch.arange(T_all, device=tokens.device)[None] <= (q0 + torch.arange(T, device=tokens.device))[:, None]
         for layer in range(start_layer, w.n_layers):
             heads = [f"L{layer}H{h}" for h in range(w.n_heads)]
             into = self._edges_into_layer[layer]
@@ -253,6 +280,12 @@ class EdgeModel:
                 q, k_, v = (torch.einsum("kbhtd,hde->kbhte", x, W[layer]) for W in (w.W_Q, w.W_K, w.W_V))
             if w.b_Q is not None:
                 q, k_, v = q + w.b_Q[layer][:, None], k_ + w.b_K[layer][:, None], v + w.b_V[layer][:, None]
+            if prefix is not None:
+                pk, pv = prefix.kv[layer]
+                k_ = torch.cat([pk.expand(K, -1, -1, -1, -1), k_], 3)
+                v = torch.cat([pv.expand(K, -1, -1, -1, -1), v], 3)
+            if record_kv is not None:
+                record_kv.append((k_, v))
             scores = (q @ k_.transpose(-1, -2)) * self.scale
             pattern = scores.masked_fill(~causal, float("-inf")).softmax(-1)
             z = pattern @ v  # [K, B, H, T, dh]
@@ -267,10 +300,29 @@ class EdgeModel:
                 add(w.act(pre) @ w.W_out[layer] + (w.b_out[layer] if w.b_out else 0))
         x = receiver_input("logits")
         if pos is not None:
-            x = x[:, torch.arange(B), pos]  # [K, B, d]
+            x = x[:, torch.arange(B), pos - q0]  # [K, B, d]
         x = _ln(x, w.ln_final, w.eps)
         logits = x @ w.W_U + (w.b_U if w.b_U is not None else 0)
         return (logits, torch.stack(outs)) if return_outputs else logits
+
+    @torch.no_grad()
+    def prefix(self, tokens: torch.Tensor, outputs: torch.Tensor, corrupt: torch.Tensor) -> Prefix | None:
+        """The shared prefix of a sweep: positions before the first where ``corrupt`` differs from ``outputs``.
+
+        ``outputs`` [n_nodes, B, T, d] of the clean run, ``corrupt`` of the corrupted one. Before the first token
+        where clean and corrupted prompts differ, every node's output is the same in both runs (attention is
+        causal), so no edge removal changes anything there. None if there is no such prefix (e.g. a mean).
+        """
+        if corrupt.shape != outputs.shape:
+            return None
+        scale = outputs.abs().amax().clamp(min=1e-12)
+        differs = ((outputs - corrupt).abs().amax((0, 1, 3)) > 1e-5 * scale).nonzero()
+        q = int(differs[0]) if len(differs) else outputs.shape[2] - 1
+        if q == 0:
+            return None
+        kv: list = []
+        self.run(tokens, record_kv=kv)
+        return Prefix(q, [(k[:, :, :, :q], v[:, :, :, :q]) for k, v in kv])
 
     @torch.no_grad()
     def outputs(self, tokens: torch.Tensor, mean: bool = False) -> torch.Tensor:
