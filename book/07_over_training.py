@@ -18,17 +18,17 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/circuits-executable/circuits-executable/blob/main/book/07_over_training.ipynb)
 #
-# **Sources.** Seed 000 (a student report, in French) set out to study *exaptation* in transformers: a
-# feather evolved to keep warm and was then reused to fly; does a circuit learned for one task get reused,
-# or rebuilt, when the model is fine-tuned on another? The author fine-tuned GPT-2 small on a task chosen
+# **Sources.** Seed 000 {cite}`dhimoila2023seminaire` (a student report, in French) set out to study
+# *exaptation* in transformers: a feather evolved to keep warm and was then reused to fly; does a circuit
+# learned for one task get reused, or rebuilt, when the model is fine-tuned on another? The author fine-tuned GPT-2 small on a task chosen
 # to lean on the first phase of the IOI circuit (chapter 4), **"which token appeared most often"**, to
 # watch the IOI heads change (its section 3). He could not: the attention diagrams of the heads the IOI
 # paper names were "all about the same", smooth **gradients** ("dégradés"), with nothing of their
 # role in them. His section 4 asks for better ways than eyeballing diagrams to say what a head does, and
 # proposes fine-tuning on **poems** (where repetition is useless, so induction heads should fade) against
 # **articles** (where terms come back, so they should strengthen). Seed 002 (a reading-group deck) cites
-# Chen et al. (2024): the *acquisition* of a head shows as a sudden drop in the loss and a jump in task
-# accuracy.
+# Chen et al. (2024) {cite}`chen2024sudden`: the *acquisition* of a head shows as a sudden drop in the
+# loss and a jump in task accuracy.
 #
 # This chapter does all of it on the book's organism, whose training left a dense log and checkpoints:
 # (1) the circuits' heads forming during training, dated and set against the loss and the accuracies;
@@ -245,9 +245,9 @@ if IS_ORGANISM:
 # first phase has one sudden drop after its first plateau, and in that same interval the induction
 # accuracy jumps from a few percent to most of the way, and the previous-token head and the induction
 # heads get their scores (their rise steps coincide to within one evaluation interval: asserted). This is
-# the induction phase change of Olsson et al. (2022), and the acquisition signature Chen et al. (2024)
-# report for syntactic heads: head, loss and accuracy move together. The IOI **inhibition** heads come
-# **after** it: their END → S2 attention rises one to four evaluations later, while the IOI accuracy
+# the induction phase change of Olsson et al. {cite}`olsson2022context`, and the acquisition signature
+# Chen et al. (2024) report for syntactic heads: head, loss and accuracy move together. The IOI
+# **inhibition** heads come **after** it: their END → S2 attention rises one to four evaluations later, while the IOI accuracy
 # climbs, and the finished circuit keeps a logit difference only from then on (asserted). The IOI
 # **movers** are another story: their attention from END to the names rises early, some of them hundreds
 # of steps before the phase change, long before IOI is solved, because attending to the names pays in
@@ -348,7 +348,7 @@ if IS_ORGANISM:
 # inhibition heads spread their attention over the whole prefix on filler text and on every row of an IOI
 # prompt but the last (largest weight about a half, entropy high): a gradient. The movers instead park on
 # the first token when they have nothing to do (column `bos` near 1 on filler: the "attention sink" of
-# Xiao et al., 2023, which seed 002 cites), so their diagram is one bright first column. At END on IOI
+# Xiao et al. {cite}`xiao2023efficient`, which seed 002 cites), so their diagram is one bright first column. At END on IOI
 # prompts the same heads put most of their attention on one name (asserted for the inhibition heads). A
 # diagram of every row, or drawn on random text, shows the off-duty behaviour; one number per head, at the
 # role's position, on the task, next to a baseline, shows the role. GPT-2's heads (section 5, online) can
