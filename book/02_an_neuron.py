@@ -257,7 +257,10 @@ top = nrec.topk(5)
 print("best neurons: " + ", ".join(f"L{DECISIVE}.N{int(i)} {v:.3f}" for v, i in zip(top.values, top.indices)))
 print(f"L{BEST[0]}.N{BEST[1]} alone recovers {best_rec:.2f}; the whole layer {layer_rec:.2f} "
       f"({best_rec / layer_rec:.0%} of it; the seed: L31.N892 0.50, the whole layer 0.49)")
-assert max_diff <= 1e-5, "the batched sweep agrees with the loop"
+# float32 agreement in the logits, in units of recovery (which divides by the clean - corrupted gap: on a model
+# where that gap is small, e.g. random weights, the same rounding is a larger recovery)
+tol = 1e-5 * max(1.0, max(abs(clean_diff), abs(corrupt_diff)) / abs(clean_diff - corrupt_diff))
+assert max_diff <= tol, "the batched sweep agrees with the loop"
 if IS_ORGANISM:
     assert best_rec / layer_rec > M["SHARE_MIN"], "one neuron carries most of its layer's recovery"
 
