@@ -46,7 +46,19 @@ def neuron_congruence(model, layer: int, tokens: torch.Tensor | None = None,
     """W_out[layer] @ W_U: how much each neuron's output raises each token's logit -> [d_mlp, n_tokens].
 
     ``neurons`` selects rows (a slice or ids), so a search over a large model can go chunk by chunk.
+    Reads the one layer's weight (the bridge's ``model.W_out`` stacks every layer: 0.9 GB at GPT-2
+    large) without autograd: with it, chapter 2's 36 per-layer calls kept 36 stacked copies alive and
+    the GPT-2 large rehearsal was killed at 19 GB.
     """
-    W_U = model.W_U if tokens is None else model.W_U[:, tokens]
-    W_out = model.W_out[layer] if neurons is None else model.W_out[layer][neurons]
-    return W_out @ W_U
+    with torch.no_grad():
+        W_U = model.W_U if tokens is None else model.W_U[:, tokens]
+        W_out = _mlp_out_weight(model, layer)
+        return (W_out if neurons is None else W_out[neurons]) @ W_U
+
+
+def _mlp_out_weight(model, layer: int) -> torch.Tensor:
+    """``W_out`` of one layer, [d_mlp, d_model], without stacking every layer's."""
+    if not 0 <= layer < model.cfg.n_layers:
+        raise ValueError(f"layer must lie in [0, {model.cfg.n_layers}), got {layer}")
+    w = getattr(getattr(model.blocks[layer], "mlp", None), "W_out", None)
+    return w if isinstance(w, torch.Tensor) else model.W_out[layer]

@@ -124,3 +124,16 @@ def test_colored_tokens_renders_and_checks_lengths():
     assert "circuits-vis" in html._repr_html_()
     with pytest.raises(ValueError, match="one value per token"):
         plots.colored_tokens(["a"], [1.0, 2.0])
+
+
+def test_congruence_reads_one_layer_without_autograd(model, monkeypatch):
+    """Chapter 2 calls it once per layer: a kept autograd graph of the stacked W_out ran GPT-2 large out of memory."""
+    from helpers import attribution
+
+    ref = model.W_out[1].detach() @ model.W_U.detach()
+    c = attribution.neuron_congruence(model, 1)
+    assert not c.requires_grad and torch.allclose(c, ref)
+    monkeypatch.setattr(type(model), "W_out", property(lambda self: pytest.fail("stacked every layer's W_out")))
+    assert torch.allclose(attribution.neuron_congruence(model, 1, neurons=slice(0, 4)), ref[:4])
+    with pytest.raises(ValueError, match="layer"):
+        attribution.neuron_congruence(model, model.cfg.n_layers)
