@@ -337,6 +337,18 @@ crit_table = pd.DataFrame(crit_rows).set_index("method")
 crit_table.round(3)
 
 # %% [markdown]
+# Where the methods disagree, the interventions side with the patching methods. The routes' circuit, built
+# without a counterfactual, keeps edges that carry a lot of the residual stream but little of the task:
+# alone it keeps almost none of the logit difference, and few of its top edges have an exact effect ≥ τ
+# (section 3.1). EAP's circuit is smaller than ACDC's and keeps less of the logit difference; EAP-IG's is
+# close to ACDC's. The asserts below check the two ends over three prompt sets (ranges in section 6).
+
+# %%
+faith = crit_table["edge faithfulness"]
+assert faith["ACDC"] >= M["ACDC_FAITH_MIN"], "ACDC's circuit alone keeps most of the logit difference"
+assert faith["routes"] <= M["ROUTES_FAITH_MAX"], "the routes' circuit alone keeps little of it"
+
+# %% [markdown]
 # The ACDC circuit on the organism (only the nodes its edges touch are labelled):
 
 # %%
@@ -407,7 +419,9 @@ assert iia_R_best <= M["IIA_R_MAX"], "no component carries 'which slot is repeat
 # ## 5. Cost
 #
 # Passes are batched forward (and backward) passes; rows are prompts × variants run through them. On the
-# organism, one thread of the 2-core CPU (the other core busy with a training job while this was measured).
+# organism, one thread of the 2-core CPU. Wall times depend on what else runs: the ranges in section 6 were
+# measured with the machine fairly quiet (load average 2–4); with other jobs running (load average 5–8) the
+# same took two to four times as long (ACDC 11–22 s, edge patching 21–36 s).
 
 # %%
 cost = pd.DataFrame([{"method": n, "batched passes": r.passes, "rows forward": r.rows_forward,
@@ -449,19 +463,21 @@ def rng(col: str, f: str = "{:.2f}") -> str:
 pd.DataFrame([
     ["ACDC", "Conmy et al. 2023: recovers hand-found circuits (IOI, induction, ...) by pruning edges",
      f"AUROC {rng('acdc_auc_ind')} induction, {rng('acdc_auc_planted')} planted",
-     f"{rng('acdc_edges', '{:.0f}')} edges, Spearman vs patching {rng('acdc_rho')}",
+     f"{rng('acdc_edges', '{:.0f}')} edges, faithfulness {rng('acdc_edge_faith')}, Spearman vs patching {rng('acdc_rho')}",
      f"{rng('acdc_seconds', '{:.0f}')} s, one batched pass a receiver",
      "when the circuit must be right and a minute is affordable"],
     ["edge patching", "the reference: what attribution estimates", f"AUROC {rng('patch_auc_ind')} / {rng('patch_auc_planted')}",
      "the reference", f"{rng('patch_seconds', '{:.0f}')} s", "to check any other method's top edges"],
     ["EAP", "Syed et al.: 2 forward + 1 backward for all edges", f"AUROC {rng('eap_auc_ind')} / {rng('eap_auc_planted')}",
-     f"Spearman vs patching {rng('eap_rho')}", f"{rng('eap_seconds')} s ({rng('eap_speedup', '{:.0f}')}x patching)",
+     f"faithfulness {rng('eap_edge_faith')}, Spearman vs patching {rng('eap_rho')}",
+     f"{rng('eap_seconds')} s ({rng('eap_speedup', '{:.0f}')}x patching)",
      "a first ranking, at scale; fails on saturated attention and ReLU steps"],
     ["EAP-IG", "Hanna et al. 2024: more faithful than EAP", f"AUROC {rng('ig_auc_ind')} / {rng('ig_auc_planted')}",
-     f"Spearman vs patching {rng('ig_rho')}", f"{rng('ig_seconds')} s",
+     f"faithfulness {rng('ig_edge_faith')}, Spearman vs patching {rng('ig_rho')}", f"{rng('ig_seconds')} s",
      "the default when patching every edge is too slow"],
     ["information flow routes", "Ferrando & Voita 2024: one forward pass, no counterfactual",
-     f"AUROC {rng('routes_auc_ind')} / {rng('routes_auc_planted')}", f"Spearman vs patching {rng('routes_rho')}",
+     f"AUROC {rng('routes_auc_ind')} / {rng('routes_auc_planted')}",
+     f"faithfulness {rng('routes_edge_faith')}, Spearman vs patching {rng('routes_rho')}",
      f"{rng('routes_seconds')} s", "where information flows on one prompt, not what the task needs"],
     ["causal abstraction", "Geiger et al.: test a hypothesised algorithm by interchange",
      "—", (f"IIA of 'which name to inhibit' on the S-heads {rng('iia_I_sheads')}; of 'which slot is repeated', "
@@ -477,6 +493,10 @@ if RECORD:
            "iia_I_sheads": iia_I_sheads, "iia_R_best": iia_R_best, "org_gap": org_gap,
            "ig_gain_planted": auc["planted IOI", "EAP-IG"] - auc["planted IOI", "EAP"],
            "routes_auc_max": max(auc["toy induction", "routes"], auc["planted IOI", "routes"])}
+    for n, s in short.items():
+        run[f"{s}_edge_faith"] = crit_table.loc[n, "edge faithfulness"]
+        if n != "edge patching":
+            run[f"{s}_topk_exact"] = agree.loc[n, "top-k edges with exact effect >= τ"]
     for n, s in short.items():
         run[f"{s}_auc_ind"] = auc["toy induction", n]
         run[f"{s}_auc_planted"] = auc["planted IOI", n]
