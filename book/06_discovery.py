@@ -44,7 +44,7 @@ if "google.colab" in sys.modules and not os.path.isdir("circuits-executable"):
     sys.path.insert(0, os.path.abspath("circuits-executable"))
 
 # %% tags=["parameters"]
-MODEL = "organism"   # the model of sections 3-6 (any GPT-2-like model; "gpt2-small" online)
+MODEL = "organism"   # sections 3-5 (GPT-2-like models; GPT-2 small has ~11,600 edges: slow on a CPU)
 SEED = 0             # seeds the prompts and the planted models' distractor weights and noise
 TEMPLATE = 0         # index into the held-out IOI templates (one template: fixed positions)
 N_PROMPTS = 32       # prompts per batch
