@@ -50,6 +50,7 @@ __all__ = [
     "FoundCircuit",
     "Graph",
     "Head",
+    "RoleCircuit",
     "RoleSetup",
     "TaskCircuit",
     "Weights",

@@ -130,7 +130,7 @@ def shipped_reference(path: str | None = None) -> dict[str, float]:
 
 
 #: Where the retrains' figures are kept (the appendix shows them beside the shipped organism's).
-RETRAINS_JSON = Path(__file__).resolve().parents[2] / "book" / "measured" / "organism_retrains.json"
+RETRAINS_JSON = Path(__file__).resolve().parent / "retrains.json"
 
 
 def record_retrain(name: str, model_dir: str, found: dict[str, float], path: Path = RETRAINS_JSON) -> None:
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("model", help="a retrained organism's directory (python -m helpers.organism --out DIR)")
     ap.add_argument("--n", type=int, default=200, help="prompts per task and structure")
     ap.add_argument("--record", metavar="NAME", default=None,
-                    help=f"also record the figures under NAME in {RETRAINS_JSON.relative_to(RETRAINS_JSON.parents[2])}")
+                    help="also record the figures under NAME in helpers/organism/retrains.json")
     args = ap.parse_args(argv)
     found = mean_figures(load_model(args.model), n=args.n)
     table = compare(found, shipped_reference())
