@@ -434,7 +434,7 @@ pd.DataFrame(M.thresholds()).set_index("threshold")
 # cell says so and moves on.
 
 # %%
-gpt2 = helpers.load_model_if_available(GPT2_MODEL)
+gpt2 = model if GPT2_MODEL == MODEL else helpers.load_model_if_available(GPT2_MODEL)  # one copy in memory
 gpt2_summary = "not run here (offline)"
 if gpt2 is not None:
     g_an = tasks.single_token_id(gpt2, " an")

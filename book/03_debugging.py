@@ -519,7 +519,7 @@ if IS_ORGANISM:
 # `GPT2_MODEL = "gpt2-small"` for a faster, smaller check). Offline, the cell says so and moves on.
 
 # %%
-gpt2 = helpers.load_model_if_available(GPT2_MODEL)
+gpt2 = model if GPT2_MODEL == MODEL else helpers.load_model_if_available(GPT2_MODEL)  # one copy in memory
 gpt2_summary = "not run here (offline)"
 if gpt2 is not None:
     g = saliency.generate_with_saliency(gpt2, "Shakespeare was born in the year", n_new=2)
