@@ -56,7 +56,7 @@ import pandas as pd
 from IPython.display import display
 
 import helpers
-from helpers import measured, organism
+from helpers import formation, measured, organism
 from helpers.loading import ORGANISM_DIR
 from helpers.organism import card as card_module
 from helpers.organism.card import generalisation
@@ -171,13 +171,8 @@ plt.tight_layout()
 plt.show()
 
 
-def first_step(task: str, level: float = 0.9) -> int | None:
-    """The first logged step at which ``task``'s held-out accuracy reaches ``level``."""
-    hit = acc.index[acc[task] >= level]
-    return int(hit[0]) if len(hit) else None
-
-
-formed = pd.Series({t: first_step(t) for t in tasks_shown}, name="first step at >= 90% held-out")
+formed = pd.Series({t: formation.first_reaching(acc[t], 0.9) for t in tasks_shown},
+                   name="first step at >= 90% held-out")
 print(formed.to_string())
 
 # %% [markdown]
@@ -359,12 +354,6 @@ if not IS_ORGANISM:
 # %%
 # Run by scripts/measure.py (RECORD set): the held-out results the floors above rest on. Otherwise nothing.
 measured.record(RECORD, values={
-    "ioi_heldout": row["ioi", held].accuracy, "ioi_worst_rule": float(ioi_worst["accuracy"]),
-    "ioi_train": row["ioi", "training structures"].accuracy,
-    "co_heldout_top1": row["colored_objects", held].top1,
-    "co_classic_top1": row["colored_objects", "classic BIG-bench phrasing"].top1,
-    "co_train_top1": row["colored_objects", "training structures"].top1,
-    "articles_heldout": row["articles", held].accuracy, "counting_heldout": row["counting", held].top1,
-    "induction_top1": row["induction", "random repeated tokens"].top1,
+    **card_module.figures(card),  # the headline figures the floors above rest on
     "co_early_max": float(acc.loc[acc.index <= 2000, "colored_objects"].max()),
 })
