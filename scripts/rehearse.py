@@ -245,6 +245,59 @@ def _assigned(source: str) -> list[str]:
     return names
 
 
+#: The T4 estimate of :func:`table`: one thread of this CPU does 83 GFLOP/s (a 512x1280x5120 fp32 matmul,
+#: measured); a T4 is taken at 2 TFLOP/s, a quarter of its 8.1 TFLOP/s fp32 peak (small hooked batches).
+CPU_GFLOPS, T4_GFLOPS = 83.0, 2000.0
+SIZE_NAMES = {"small": "GPT-2 small", "medium": "GPT-2 medium", "large": "GPT-2 large", "xl": "GPT-2 XL",
+              "organism": "organism"}
+
+
+def defaults(name: str) -> dict:
+    """A chapter's parameters-cell values (literals only), read from its notebook."""
+    import nbformat
+
+    nb = nbformat.read(BOOK / f"{name}.ipynb", as_version=4)
+    out = {}
+    for c in nb.cells:
+        if c.cell_type == "code" and "parameters" in c.metadata.get("tags", []):
+            for node in ast.parse(c.source).body:
+                if isinstance(node, ast.Assign):
+                    try:
+                        value = ast.literal_eval(node.value)
+                    except ValueError:
+                        continue
+                    for t in node.targets:
+                        if isinstance(t, ast.Tuple) and isinstance(value, tuple):
+                            out.update({e.id: v for e, v in zip(t.elts, value) if isinstance(e, ast.Name)})
+                        elif isinstance(t, ast.Name):
+                            out[t.id] = value
+    return out
+
+
+def table(results: list[dict]) -> str:
+    """The README's rehearsal table (markdown) from ``--json`` records: the last record per chapter and size.
+
+    T4 time = CPU seconds x CPU_GFLOPS / T4_GFLOPS, then x the largest ratio of a reduced count (default /
+    rehearsed, numeric parameters only; ``DEPTH`` excluded): an estimate, not a measurement.
+    """
+    last = {(r["chapter"], r["size"], r.get("dtype", "float32")): r for r in results}
+    lines = ["| chapter | rehearsed at | reduced parameters | wall s | CPU s | peak RSS | T4 time (rehearsed → default counts) | result |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (chapter, size, dtype), r in sorted(last.items()):
+        d = defaults(chapter)
+        ratios = [d[k] / v for k, v in r["params"].items()
+                  if k != "DEPTH" and isinstance(v, (int, float)) and isinstance(d.get(k), (int, float)) and v > 0]
+        ratio = max([1.0, *ratios])
+        t4 = r["cpu_seconds"] * CPU_GFLOPS / T4_GFLOPS
+        params = ", ".join(f"{k}={v}" for k, v in r["params"].items()) or "defaults"
+        n = len(r["findings_not_holding"])
+        result = "ERROR" if r["error"] else "passes" + (f", {n} finding asserts recorded" if n else "")
+        where = SIZE_NAMES.get(size, size) + ("" if dtype == "float32" else f" ({dtype})")
+        lines.append(f"| {chapter} | {where} | {params} | {r['seconds']:.0f} | {r['cpu_seconds']:.0f} | "
+                     f"{r['peak_rss_gb']:.1f} GB | {t4:.0f} s → ~{t4 * ratio / 60:.0f} min | {result} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("chapters", nargs="*", help="chapter prefixes (01 … 05); default: all")
@@ -254,7 +307,11 @@ def main() -> None:
     ap.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], help="CIRCUITS_DTYPE for the run")
     ap.add_argument("--json", type=Path, help="append the results (one JSON object a line) to this file")
     ap.add_argument("--out", type=Path, default=CACHE / "runs", help="where the executed notebooks go")
+    ap.add_argument("--table", type=Path, metavar="JSON", help="print the README's table from a --json file, run nothing")
     args = ap.parse_args()
+    if args.table is not None:
+        print(table([json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]))
+        return
     if args.build is not None:
         for size in args.build or sorted(SIZES):
             t0 = time.perf_counter()

@@ -163,3 +163,17 @@ def test_tiny_gpt2_runs_a_task_batch(tiny_gpt2):
     logits = P.logits_at(tiny_gpt2, enc.tokens, enc.end)
     assert logits.shape == (8, 50257)
     assert torch.allclose(logits, tiny_gpt2(enc.tokens)[torch.arange(8), enc.end], atol=1e-4)
+
+
+def test_rehearsal_table_reads_the_chapters_defaults():
+    """The README's table: T4 time scaled by the largest reduced count (N_TEXTS 600/60 = 10 for chapter 2)."""
+    r = _rehearse()
+    assert r.defaults("02_an_neuron")["N_TEXTS"] == 600
+    rec = {"chapter": "02_an_neuron", "size": "large", "dtype": "float32", "params": {"N_PROMPTS": 8, "N_TEXTS": 60},
+           "seconds": 1606.0, "cpu_seconds": 1598.0, "peak_rss_gb": 10.31, "findings_not_holding": [], "error": None}
+    row = r.table([rec]).splitlines()[-1]
+    t4 = 1598.0 * r.CPU_GFLOPS / r.T4_GFLOPS
+    assert row.startswith("| 02_an_neuron | GPT-2 large | N_PROMPTS=8, N_TEXTS=60 | 1606 | 1598 | 10.3 GB |")
+    assert f"{t4:.0f} s → ~{t4 * 10 / 60:.0f} min | passes |" in row
+    failed = r.table([{**rec, "error": "IndexError: ..."}]).splitlines()[-1]
+    assert failed.endswith("| ERROR |")
