@@ -170,3 +170,27 @@ def test_circuit_criteria_of_the_whole_model():
     every = [(i, j) for i in range(model.cfg.n_layers) for j in range(model.cfg.n_heads)]
     c = circuits.circuit_criteria(model, enc.tokens, mean, every, metric, enc.end)
     assert c["faithfulness"] == pytest.approx(1.0, abs=1e-5) and c["incompleteness"] < 1e-5
+
+
+def test_batched_passes_follow_free_memory(ioi_planted, monkeypatch):
+    """Edge patching and ACDC size their passes from free memory (GPT-2 small took 14 GB at a fixed 16,384
+    token rows, over a T4's 16 GB); an explicit ``tokens_per_pass`` wins; a small pass gives the same scores."""
+    import helpers.runtime as rt
+
+    p, em = ioi_planted
+    n, d = len(em.graph.nodes), em.w.W_E.shape[-1]
+    per_token = 2 * n * d * em.w.W_E.element_size()
+    monkeypatch.setattr(rt, "free_memory_bytes", lambda device=None: 100 * per_token)
+    assert M.pass_tokens(em) == 30  # 30% of free memory
+    monkeypatch.setattr(rt, "free_memory_bytes", lambda device=None: 10**15)
+    assert M.pass_tokens(em) == M.TOKENS_PER_PASS
+    assert M.pass_tokens(em, 77) == 77
+    with pytest.raises(ValueError, match="tokens_per_pass"):
+        M.pass_tokens(em, 0)
+    clean, corrupt, pos, metric = p.batch(8, seed=3)
+    corr = em.outputs(corrupt)
+    big = M.edge_patching(em, clean, corr, metric, pos, 0.1)
+    monkeypatch.setattr(rt, "free_memory_bytes", lambda device=None: 200 * per_token)
+    small = M.edge_patching(em, clean, corr, metric, pos, 0.1)
+    assert small.passes > big.passes
+    torch.testing.assert_close(small.scores, big.scores, atol=1e-5, rtol=1e-4)

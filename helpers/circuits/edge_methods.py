@@ -44,6 +44,28 @@ class EdgeScores:
         return int(self.keep.sum())
 
 
+#: Token rows per batched pass at most (variants x prompts x positions); fewer when free memory is short.
+TOKENS_PER_PASS = 16384
+
+
+def pass_tokens(em: EdgeModel, tokens_per_pass: int | None = None) -> int:
+    """Token rows per batched pass: ``tokens_per_pass`` if given, else as many as fit 30% of free memory.
+
+    A resumed run of K variants keeps every node's output and its running sum, [K, B, T, d_model] each:
+    2 x n_nodes x d_model values per token row (GPT-2 small: ~1 MB in float32, so 16,384 rows would take
+    16 GB; the organism: 38 KB). Capped at :data:`TOKENS_PER_PASS`.
+    """
+    if tokens_per_pass is not None:
+        if tokens_per_pass < 1:
+            raise ValueError(f"tokens_per_pass must be >= 1, got {tokens_per_pass}")
+        return int(tokens_per_pass)
+    from ..runtime import auto_batch_size
+
+    W = em.w.W_E
+    per_token = 2 * len(em.graph.nodes) * W.shape[-1] * W.element_size()
+    return auto_batch_size(per_token, W.device, cap=TOKENS_PER_PASS)
+
+
 def _metric_gap(em: EdgeModel, tokens, corrupt_tokens, metric, pos) -> tuple[float, float]:
     with torch.no_grad():
         return (metric(em.run(tokens, pos=pos)).item(), metric(em.run(corrupt_tokens, pos=pos)).item())
@@ -51,7 +73,7 @@ def _metric_gap(em: EdgeModel, tokens, corrupt_tokens, metric, pos) -> tuple[flo
 
 @torch.no_grad()
 def edge_patching(em: EdgeModel, tokens: torch.Tensor, corrupt: torch.Tensor, metric: Callable,
-                  pos: torch.Tensor | None, threshold: float, tokens_per_pass: int = 16384) -> EdgeScores:
+                  pos: torch.Tensor | None, threshold: float, tokens_per_pass: int | None = None) -> EdgeScores:
     """|metric(full model without edge e) - metric(full model)| for every edge e: the exact single-edge effects.
 
     ``corrupt``: node outputs of the corrupted prompts (:meth:`EdgeModel.outputs`). Edges into layer l are
@@ -64,7 +86,7 @@ def edge_patching(em: EdgeModel, tokens: torch.Tensor, corrupt: torch.Tensor, me
     full_logits, outs = em.run(tokens, pos=pos, return_outputs=True)
     full = metric(full_logits)[0]
     pre = em.prefix(tokens, outs[:, 0], corrupt) if pos is not None else None
-    step = max(1, tokens_per_pass // (B * (T - (pre.q if pre else 0))))
+    step = max(1, pass_tokens(em, tokens_per_pass) // (B * (T - (pre.q if pre else 0))))
     scores = torch.zeros(E)
     passes, rows = 1, B
     for layer in range(g.n_layers + 1):
@@ -82,7 +104,7 @@ def edge_patching(em: EdgeModel, tokens: torch.Tensor, corrupt: torch.Tensor, me
 
 @torch.no_grad()
 def acdc(em: EdgeModel, tokens: torch.Tensor, corrupt: torch.Tensor, metric: Callable, pos: torch.Tensor | None,
-         threshold: float, tokens_per_pass: int = 16384) -> EdgeScores:
+         threshold: float, tokens_per_pass: int | None = None) -> EdgeScores:
     """ACDC: from the logits backwards, remove each edge whose removal moves the metric by less than ``threshold``.
 
     Receivers are visited in reverse topological order. A receiver whose outputs are all removed is cut off
@@ -99,7 +121,7 @@ def acdc(em: EdgeModel, tokens: torch.Tensor, corrupt: torch.Tensor, metric: Cal
     scores = torch.zeros(E)
     passes = rows = 0
     pre = em.prefix(tokens, em.outputs(tokens), corrupt) if pos is not None else None
-    step = max(1, tokens_per_pass // (B * (T - (pre.q if pre else 0))))
+    step = max(1, pass_tokens(em, tokens_per_pass) // (B * (T - (pre.q if pre else 0))))
     for r in reversed(g.nodes[1:]):
         inc = torch.tensor(g.incoming(r))
         if r != "logits" and not keep[g.outgoing(r)].any():
