@@ -73,6 +73,7 @@ helpers.seed_everything(SEED)
 torch.set_num_threads(1)  # the machine is shared; one thread is also fastest for these small models
 M = measured.load("ch06")  # the asserts' thresholds and the measured table (section 7)
 model = helpers.load_model(MODEL)
+IS_ORGANISM = MODEL.startswith("organism")  # sections 3-5's thresholds were measured on the organism
 L, H = model.cfg.n_layers, model.cfg.n_heads
 print(f"model: {MODEL} ({L} layers x {H} heads, d_model={model.cfg.d_model})")
 print(helpers.describe(torch.device(model.cfg.device)))
@@ -345,8 +346,9 @@ crit_table.round(3)
 
 # %%
 faith = crit_table["edge faithfulness"]
-assert faith["ACDC"] >= M["ACDC_FAITH_MIN"], "ACDC's circuit alone keeps most of the logit difference"
-assert faith["routes"] <= M["ROUTES_FAITH_MAX"], "the routes' circuit alone keeps little of it"
+if IS_ORGANISM:
+    assert faith["ACDC"] >= M["ACDC_FAITH_MIN"], "ACDC's circuit alone keeps most of the logit difference"
+    assert faith["routes"] <= M["ROUTES_FAITH_MAX"], "the routes' circuit alone keeps little of it"
 
 # %% [markdown]
 # The ACDC circuit on the organism (only the nodes its edges touch are labelled):
@@ -412,8 +414,9 @@ iia_table.round(2)
 s_key = next(k for k in alignments if k.startswith("S-heads"))
 iia_I_sheads = iia["I"][s_key]
 iia_R_best = max(v - iia["R"]["no intervention"] for k, v in iia["R"].items() if k != "no intervention")
-assert iia_I_sheads >= M["IIA_I_SHEADS_MIN"], "the S-heads' outputs at END carry 'which name to inhibit'"
-assert iia_R_best <= M["IIA_R_MAX"], "no component carries 'which slot is repeated' (IIA above baseline)"
+if IS_ORGANISM:
+    assert iia_I_sheads >= M["IIA_I_SHEADS_MIN"], "the S-heads' outputs at END carry 'which name to inhibit'"
+    assert iia_R_best <= M["IIA_R_MAX"], "no component carries 'which slot is repeated' (IIA above baseline)"
 
 # %% [markdown]
 # ## 5. Cost
@@ -433,9 +436,10 @@ print(f"EAP vs edge activation patching on {len(g.edges)} edges: {eap_speedup:.0
 cost.round(2)
 
 # %%
-assert acdc_s <= M["ACDC_SECONDS_MAX"], "ACDC on the organism's IOI within the bar"
-assert eap_speedup >= M["EAP_SPEEDUP_MIN"] and eap_rho >= M["EAP_RHO_MIN"], \
-    "EAP is much faster than edge patching and ranks edges alike on the organism"
+if IS_ORGANISM:
+    assert acdc_s <= M["ACDC_SECONDS_MAX"], "ACDC on the organism's IOI within the bar"
+    assert eap_speedup >= M["EAP_SPEEDUP_MIN"] and eap_rho >= M["EAP_RHO_MIN"], \
+        "EAP is much faster than edge patching and ranks edges alike on the organism"
 
 # %% [markdown]
 # ## 6. What holds, and what to reach for

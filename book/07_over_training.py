@@ -413,8 +413,13 @@ for k in range(FT_SEEDS):
     mf_circ = circuits.circuit_with_roles(tuned, mf_set, DIRECT_MIN, FEEDER_MIN, ATT_MIN, COPY_MIN, DEPTH, CARRIER_MIN)
     new_heads, mf_roles = mf_circ.heads, mf_circ.roles
     new_circuits[ft_seed] = (new_heads, mf_roles)
-    ov = circuits.overlap(new_heads, ioi_heads)
-    rnd = circuits.random_overlap(len(new_heads), len(ioi_heads), L * H, N_RANDOM, seed=ft_seed)
+    if new_heads and ioi_heads:
+        ov = circuits.overlap(new_heads, ioi_heads)
+        rnd = circuits.random_overlap(len(new_heads), len(ioi_heads), L * H, N_RANDOM, seed=ft_seed)
+    else:  # no head passes the thresholds (a model that does not do a task): there is nothing to compare
+        print(f"seed {ft_seed}: {'the new-task' if not new_heads else 'the IOI'} circuit has no head at these "
+              "thresholds, so no reuse share")
+        ov, rnd = {"of_a": float("nan")}, {"of_a": (float("nan"),) * 3}
     gain, gain_lo, gain_hi = paired_difference_interval(mf_before_ok, ok)
     runs.append({"ft_seed": ft_seed, "final loss": float(np.mean(losses[-10:])),
                  "MF acc before": mf_before_ok.float().mean().item(), "MF acc after": ok.float().mean().item(),
