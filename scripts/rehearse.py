@@ -274,6 +274,10 @@ def defaults(name: str) -> dict:
     return out
 
 
+def _minutes(seconds: float) -> str:
+    return "< 1 min" if seconds < 30 else f"~{seconds / 60:.0f} min"
+
+
 def table(results: list[dict]) -> str:
     """The README's rehearsal table (markdown) from ``--json`` records: the last record per chapter and size.
 
@@ -294,7 +298,7 @@ def table(results: list[dict]) -> str:
         result = "ERROR" if r["error"] else "passes" + (f", {n} finding asserts recorded" if n else "")
         where = SIZE_NAMES.get(size, size) + ("" if dtype == "float32" else f" ({dtype})")
         lines.append(f"| {chapter} | {where} | {params} | {r['seconds']:.0f} | {r['cpu_seconds']:.0f} | "
-                     f"{r['peak_rss_gb']:.1f} GB | {t4:.0f} s → ~{t4 * ratio / 60:.0f} min | {result} |")
+                     f"{r['peak_rss_gb']:.1f} GB | {t4:.0f} s → {_minutes(t4 * ratio)} | {result} |")
     return "\n".join(lines)
 
 
