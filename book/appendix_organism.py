@@ -282,6 +282,33 @@ if IS_ORGANISM:
 #   1,000 steps, fell to 0.58 held-out and 0.84 on training phrasings, and the "met" join to 0.90. A
 #   recipe that does both needs a longer phase 2 than the 30-minute budget leaves
 #   (`python -m helpers.organism.card DIR` prints such a run against this card).
+# - **Why the openings fail: the first name is found by the word before it (2026-12-02).** On one template,
+#   "X {N1} and {N2} went to the {PLACE}, {S} gave … to", 200 prompts: with X = "When", "After", "Soon
+#   after", "Once" the shipped organism is right on every ABBA and BABA prompt; with X = "As soon as" it is
+#   right on 45% of ABBA prompts (IO first) and all BABA ones; with "As" 29%, "Count" 68%, and with words it
+#   knows but never saw there ("it", "yes", "books", "walked", "we") 5–10%. After an unfamiliar word it
+#   answers the second name: it does not treat the first name as a candidate. The held-out "As soon as" is
+#   one case of a general weakness that any new opening word exposes.
+# - **A bigger grammar and context sentences from the start (not shipped; three seeds).** Thirteen more
+#   training openings ("Before", "Because", "By the time", "Meanwhile", …), two more Colored Objects lists,
+#   questions and frames each, name-free context sentences before half of the task texts in both phases, and
+#   the answer weight on any colour after ":". On the three prompt sets: IOI held-out 0.89 / 0.93 / 0.88,
+#   worst held-out rule 0.55 / 0.88 / 0.58 ("As soon as" for seed 0, the "met" join for seeds 1 and 2);
+#   "That evening" and "It was early in the morning." rose to 0.93–1.00 (so position was part of their
+#   failure), but Colored Objects stayed at chance for all three seeds (0.32–0.40 held-out): more phrasings
+#   spread the same signal thinner, as in the run above.
+# - **Random words before the first name (not shipped; one seed).** Phase 2 of seed 0 rerun for 400 steps
+#   with half of the IOI texts opening with one to three random non-name words (never the words of a
+#   held-out rule) right before the first name: every opening of the probe above, "As soon as", "it" and
+#   "walked" included, went to 1.00 on ABBA and BABA prompts, the worst held-out rule to 0.88 (now the
+#   "met" join, the same weakness at the second name), IOI held-out to 0.94. The same augmentation between
+#   the names is the obvious next step.
+# - **Colored Objects by fine-tuning alone forgets IOI.** From that grammar's seed-0 organism (chance on
+#   Colored Objects), fine-tuning on Colored Objects prompts alone (loss on the answer, 64 prompts a step,
+#   AdamW 1e-3) reaches 0.86 top-1 on held-out structures after 150 steps and 0.98 after 500, while IOI on
+#   held-out structures falls from 0.89 to 0.60 and 0.46. Adding the same answer loss to phase 2's mixture
+#   (64 Colored Objects prompts a step beside the 128 mixture sequences, 500 steps from phase 1's weights)
+#   kept IOI but left Colored Objects at chance. A recipe that forms Colored Objects on every seed is open.
 #
 # ## Retrains: what reproduces, and how closely
 #
