@@ -232,17 +232,24 @@ def run_chapter(name: str, size: str, extra: dict, out_dir: Path, timeout: int =
             "findings_not_holding": asserts, "error": error}
 
 
-def _assigned(source: str) -> list[str]:
+def _assigned(source: str) -> dict:
+    """Names a parameters cell assigns -> their literal values (None where not a literal)."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
-        return []
-    names = []
+        return {}
+    out: dict = {}
     for node in tree.body:
         if isinstance(node, ast.Assign):
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                value = None
             for t in node.targets:  # `STEPS, BATCH = 1500, 64` declares both
-                names += [e.id for e in (t.elts if isinstance(t, ast.Tuple) else [t]) if isinstance(e, ast.Name)]
-    return names
+                names = [e.id for e in (t.elts if isinstance(t, ast.Tuple) else [t]) if isinstance(e, ast.Name)]
+                values = value if isinstance(t, ast.Tuple) and isinstance(value, tuple) else [value] * len(names)
+                out.update(zip(names, values))
+    return out
 
 
 #: The T4 estimate of :func:`table`: one thread of this CPU does 83 GFLOP/s (a 512x1280x5120 fp32 matmul,
@@ -253,25 +260,12 @@ SIZE_NAMES = {"small": "GPT-2 small", "medium": "GPT-2 medium", "large": "GPT-2 
 
 
 def defaults(name: str) -> dict:
-    """A chapter's parameters-cell values (literals only), read from its notebook."""
+    """A chapter's parameters-cell values (None where not a literal), read from its notebook."""
     import nbformat
 
     nb = nbformat.read(BOOK / f"{name}.ipynb", as_version=4)
-    out = {}
-    for c in nb.cells:
-        if c.cell_type == "code" and "parameters" in c.metadata.get("tags", []):
-            for node in ast.parse(c.source).body:
-                if isinstance(node, ast.Assign):
-                    try:
-                        value = ast.literal_eval(node.value)
-                    except ValueError:
-                        continue
-                    for t in node.targets:
-                        if isinstance(t, ast.Tuple) and isinstance(value, tuple):
-                            out.update({e.id: v for e, v in zip(t.elts, value) if isinstance(e, ast.Name)})
-                        elif isinstance(t, ast.Name):
-                            out[t.id] = value
-    return out
+    return {k: v for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])
+            for k, v in _assigned(c.source).items()}
 
 
 def _minutes(seconds: float) -> str:
