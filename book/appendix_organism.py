@@ -321,35 +321,40 @@ if IS_ORGANISM:
 #   (2,400 steps) and the Colored Objects answer loss beside the mixture from step 600 (32 prompts a step;
 #   64 in a 400-step phase 2): 30.6 and 29.8 minutes with both runs sharing the machine. IOI held out 0.95
 #   and 0.93 at the end (training log, 100 prompts); on the probe above every opening is at 0.96-0.99 on
-#   ABBA prompts (seed 0). But Colored Objects stayed at chance in both seeds (0.30 and 0.28), and 300 more
-#   steps with the answer loss weighted 4x changed nothing (0.33 and 0.32). On this card's three prompt sets
+#   ABBA prompts (seed 0). But Colored Objects stayed at chance in both seeds (0.30 and 0.28), and phase 2
+#   rerun with the answer loss weighted 4x changed nothing (0.33 and 0.32). On this card's three prompt sets
 #   that seed-0 model meets every IOI bar (held-out structures 0.98, worst held-out rule 0.935, the "met"
 #   join; a/an 0.975, counting 1.00, induction 1.00) **but IOI with unseen names falls to 0.12**: it
 #   answers the repeated name when the other one never occurred in an IOI training text (0.93 for the
-#   shipped organism, 0.73 for the bigger grammar without random words, 0.77 after 300 steps of them, 0.68
+#   shipped organism, 0.73 for the bigger grammar's seed 0 without random words, 0.77 after 300 steps of them, 0.68
 #   for the recall run below, also with them). Perhaps a name it never saw in that slot is one more word to skip; with
 #   0.12 against 0.68 on two runs, why is not established. A recipe must report unseen names beside the
 #   held-out structures.
-# - **Colored Objects is a plateau, and the models that leave it have an early duplicate-token head
+# - **Colored Objects is a plateau that most models do not leave, and the one that does is fragile
 #   (2026-12-02).** Fine-tuned on Colored Objects alone (answer loss, 64 prompts a step, AdamW 1e-3), the
 #   loss sits at ln 3 = 1.10, uniform over the three listed colors, for 500 steps from four of five
 #   starting points (the bigger grammar's seeds 1 and 2 at step 4,000, its seed 1 at the end, the run just
 #   above; also at lr 3e-3, and at ln 2 with two-object scenes), and leaves it within 150 steps from one
-#   (seed 0 at step 4,000: 0.58 held-out after 150 steps, 0.81 after 300). What that model has and the
-#   stuck ones lack is a **layer-0 head that attends from a token to its earlier copy**, for any token:
-#   its L0H3 puts 0.61 of its attention there on repeated random tokens (the shipped organism, whose
-#   Colored Objects formed in training, has one too: L0H6, 0.53); the stuck models' best such head has
-#   0.05-0.10, or 0.48 in layer 2 (seed 2, also stuck). Zeroing L0H3's output during the same fine-tune
-#   keeps that model on the plateau (0.33 held-out after 400 steps). The lookup Colored Objects needs ("a
-#   blue cup ... the cup?": find the earlier "cup", read the word before it) seems to start from such a
-#   head, which the IOI grammar grows in layer 0 in some seeds only.
-#   Two attempts to grow it on purpose failed: a backward-recall task on random tokens in the mixture
-#   ("x1 y1 ... xk yk | yj -> xj", 8% of the sequences; two seeds, 2,400 + 400 steps) was itself never
-#   learned (top-1 0.00) and left Colored Objects at chance, though IOI held out reached 0.97 with it on
-#   seed 1 (0.95 on the three prompt sets, worst rule 0.88); a "seen before?" label after each random
-#   token, trained beside the Colored Objects answers for 500 steps from two stuck models, left them on
-#   the plateau, but it grew no such head either (best 0.11, in layer 2, after 300 steps). Growing that head on purpose is
-#   the open step.
+#   (seed 0 at step 4,000: 0.58 held-out after 150 steps, 0.81 after 300). That ready model, and the
+#   shipped organism (whose Colored Objects formed in training), have a **layer-0 head that attends from
+#   any token to its earlier copy** (L0H3: 0.61 of its attention on repeated random tokens; the shipped
+#   organism's L0H6: 0.53); the stuck models' best such head has 0.05-0.10, or 0.48 in layer 2 (seed 2).
+#   But that head is neither specific nor sufficient. Zeroing one head at a time during 200 steps of the
+#   same fine-tune of the ready model (0.785 held-out with no head zeroed): any of 14 of the 16 heads in
+#   layers 0-1 (all but L0H6 and L1H7) keeps it at chance (0.30-0.38), L0H3 among them; zeroing a layer-2 head
+#   does not (0.55-0.84) and layer 3 is mixed. And a layer-0 head *forced* to attend to earlier copies (its
+#   attention supervised directly to 0.997 on shuffled repeats of random tokens, 200 steps; a diagnostic,
+#   not a recipe) did not take a stuck model off the plateau (0.32 after 400 steps). So the escape hangs
+#   on the whole early-layer configuration of that one run, not on one head. Three attempts to make the
+#   task learnable failed as well: a backward-recall task on random tokens in the mixture ("x1 y1 ... xk yk
+#   | yj -> xj", 8% of the sequences; two seeds, 2,400 + 400 steps), itself never learned (top-1 0.00),
+#   left Colored Objects at chance, though IOI held out reached 0.95 on the three prompt sets with it (seed
+#   1; worst rule 0.88); a "seen before?" label after each random token, trained beside the Colored Objects
+#   answers for 500 steps from two stuck models, left them on the plateau; IOI with random words as the
+#   names (half of 64 prompts a step, 400 steps from seeds 1 and 2) was learned at once (loss under 0.03
+#   within 100 steps), left IOI with unseen names where it was (0.87 to 0.89, 0.835 to 0.845 on 200
+#   prompts), and Colored Objects then stayed on its plateau for 500 steps. A recipe that forms Colored
+#   Objects on every seed is still open.
 #
 # ## Retrains: what reproduces, and how closely
 #
