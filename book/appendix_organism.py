@@ -323,7 +323,7 @@ if IS_ORGANISM:
 #   and 0.93 at the end (training log, 100 prompts); on the probe above every opening is at 0.96-0.99 on
 #   ABBA prompts (seed 0). But Colored Objects stayed at chance in both seeds (0.30 and 0.28), and phase 2
 #   rerun with the answer loss weighted 4x changed nothing (0.33 and 0.32). On this card's three prompt sets
-#   that seed-0 model meets every IOI bar (held-out structures 0.98, worst held-out rule 0.935, the "met"
+#   the seed-0 model with that phase 2 meets every IOI bar (held-out structures 0.98, worst held-out rule 0.935, the "met"
 #   join; a/an 0.975, counting 1.00, induction 1.00) **but IOI with unseen names falls to 0.12**: it
 #   answers the repeated name when the other one never occurred in an IOI training text (0.93 for the
 #   shipped organism, 0.73 for the bigger grammar's seed 0 without random words, 0.77 after 300 steps of them, 0.68
