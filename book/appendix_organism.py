@@ -315,45 +315,44 @@ if IS_ORGANISM:
 #   worst held-out rule 0.89, a/an, counting and induction 1.00 (three prompt sets), every opening of the
 #   probe above at 1.00. One seed, and 5,300 steps (over the 30-minute budget as it stands): a candidate
 #   for the next organism, not yet a recipe.
-# - **Random words around the names from the start, in 30 minutes (not shipped; two seeds, 2026-12-02).**
-#   The bigger grammar with the random words in both phases (also replacing the verb that joins the names,
+# - **Random words around the names from the start, in 30 minutes (not shipped; two seeds, 2026-12-02).** The
+#   bigger grammar with the random words in both phases (also replacing the verb that joins the names,
 #   "saw"/"called", so neither the word before nor the word between the names is a cue), a shorter phase 1
-#   (2,400 steps) and the Colored Objects answer loss beside the mixture from step 600 (32 prompts a step;
-#   64 in a 400-step phase 2): 30.6 and 29.8 minutes with both runs sharing the machine. IOI held out 0.95
-#   and 0.93 at the end (training log, 100 prompts); on the probe above every opening is at 0.96-0.99 on
-#   ABBA prompts (seed 0). But Colored Objects stayed at chance in both seeds (0.30 and 0.28), and phase 2
-#   rerun with the answer loss weighted 4x changed nothing (0.33 and 0.32). On this card's three prompt sets
-#   the seed-0 model with that phase 2 meets every IOI bar (held-out structures 0.98, worst held-out rule 0.935, the "met"
-#   join; a/an 0.975, counting 1.00, induction 1.00) **but IOI with unseen names falls to 0.12**: it
-#   answers the repeated name when the other one never occurred in an IOI training text (0.93 for the
-#   shipped organism, 0.73 for the bigger grammar's seed 0 without random words, 0.77 after 300 steps of them, 0.68
-#   for the recall run below, also with them). Perhaps a name it never saw in that slot is one more word to skip; with
-#   0.12 against 0.68 on two runs, why is not established. A recipe must report unseen names beside the
-#   held-out structures.
+#   (2,400 steps) and the Colored Objects answer loss beside the mixture from step 600 (32 prompts a step; 64
+#   in a 400-step phase 2): 30.6 and 29.8 minutes with both runs sharing the machine. IOI held out 0.95 and
+#   0.93 at the end (training log, 100 prompts); on the probe above every opening is at 0.96-0.99 on ABBA
+#   prompts (seed 0). But Colored Objects stayed at chance in both seeds (0.30 and 0.28), and phase 2 rerun
+#   with the answer loss weighted 4x changed nothing (0.33 and 0.32). On this card's three prompt sets the
+#   seed-0 model with that phase 2 meets every IOI bar (held-out structures 0.98, worst held-out rule 0.935,
+#   the "met" join; a/an 0.975, counting 1.00, induction 1.00) **but IOI with unseen names falls to 0.12**: it
+#   answers the repeated name when the other one never occurred in an IOI training text (0.93 for the shipped
+#   organism, 0.73 for the bigger grammar's seed 0 without random words, 0.77 after 300 steps of them, 0.68
+#   for the recall run below, also with them). Perhaps a name it never saw in that slot is one more word to
+#   skip; with 0.12 against 0.68 on two runs, why is not established. A recipe must report unseen names beside
+#   the held-out structures.
 # - **Colored Objects is a plateau, and leaving it is a random event (2026-12-02).** Fine-tuned on Colored
-#   Objects alone (answer loss, 64 prompts a step, AdamW 1e-3), the loss sits at ln 3 = 1.10, uniform over
-#   the three listed colors, then drops within about 100 steps, at a step that depends on the draw of
-#   prompts, not only on the model. From the bigger grammar's seed 0 at step 4,000, one draw of prompts
-#   left the plateau by step 150 (0.81 held-out after 300 steps), another between steps 500 and 600 (0.89
-#   after 800), a third not in 800 steps. With one draw each, four other models stayed on it for 500-1,500
-#   steps (that grammar's seeds 1 and 2 at step 4,000, its seed 1 at the end, the run just above; also at
-#   lr 3e-3, and at ln 2 with two-object scenes). So "this model can learn it, that one cannot" was not
-#   measurable this way, and two leads that rested on one draw per model fell with it: a layer-0 head
-#   attending to earlier copies of any token that the first model and the shipped organism have and the
-#   stuck ones lack (0.61 and 0.53 of their attention against 0.05-0.10), and a scan that zeroed one head at
-#   a time during the first draw's 200 steps (zeroing any of 14 of the 16 heads in layers 0-1 kept it at
-#   chance; so did another draw with nothing zeroed). Forcing such a head (its attention supervised
-#   to 0.997 on shuffled repeats, 200 steps) did not free a stuck model in 400 steps either. Three attempts
-#   to make the task easier to start on left it on its plateau: a backward-recall task on random tokens ("x1 y1 ...
-#   xk yk | yj -> xj", 8% of the sequences; two seeds, 2,400 + 400 steps), itself never learned (top-1
-#   0.00), left Colored Objects at chance, though IOI held out reached 0.95 on the three prompt sets with
-#   it (seed 1; worst rule 0.88); a "seen before?" label after each random token beside the Colored
-#   Objects answers (500 steps, two stuck models); IOI with random words as the names (half of 64 prompts
-#   a step, 400 steps from seeds 1 and 2), learned at once (loss under 0.03 within 100 steps), which left
-#   IOI with unseen names where it was (0.87 to 0.89, 0.835 to 0.845 on 200 prompts). Since the escape
-#   comes at a random step, a recipe that forms Colored Objects on every seed needs either many more of
-#   the cheap Colored Objects-only steps (about 0.2 s each here; IOI then has to be recovered, as the third
-#   phase two items up did) or a task that is easier to start on; it is still open.
+#   Objects alone (answer loss, 64 prompts a step, AdamW 1e-3), the loss sits at ln 3 = 1.10, uniform over the
+#   three listed colors, then drops within about 100 steps, at a step that depends on the draw of prompts, not
+#   only on the model. From the bigger grammar's seed 0 at step 4,000, one draw of prompts left the plateau by
+#   step 150 (0.81 held-out after 300 steps), another between steps 500 and 600 (0.89 after 800), a third not
+#   in 800 steps. With one draw each, four other models stayed on it for 500-1,500 steps (that grammar's seeds
+#   1 and 2 at step 4,000, its seed 1 at the end, the run just above; also at lr 3e-3, and at ln 2 with
+#   two-object scenes). So "this model can learn it, that one cannot" was not measurable this way, and two
+#   leads that rested on one draw per model fell with it: a layer-0 head attending to earlier copies of any
+#   token that the first model and the shipped organism have and the stuck ones lack (0.61 and 0.53 of their
+#   attention against 0.05-0.10), and a scan that zeroed one head at a time during the first draw's 200 steps
+#   (zeroing any of 14 of the 16 heads in layers 0-1 kept it at chance; so did another draw with nothing
+#   zeroed). Forcing such a head (its attention supervised to 0.997 on shuffled repeats, 200 steps) did not
+#   free a stuck model in 400 steps either. Three attempts to make the task easier to start on left it on its
+#   plateau: a backward-recall task on random tokens ("x1 y1 ... xk yk | yj -> xj", 8% of the sequences; two
+#   seeds, 2,400 + 400 steps), itself never learned (top-1 0.00), left Colored Objects at chance, though IOI
+#   held out reached 0.95 on the three prompt sets with it (seed 1; worst rule 0.88); a "seen before?" label
+#   after each random token beside the Colored Objects answers (500 steps, two stuck models); IOI with random
+#   words as the names (half of 64 prompts a step, 400 steps from seeds 1 and 2), learned at once (loss under
+#   0.03 within 100 steps), which left IOI with unseen names where it was (0.87 to 0.89, 0.835 to 0.845 on 200
+#   prompts). Since the escape comes at a random step, a recipe that forms Colored Objects on every seed needs
+#   either many more of the cheap Colored Objects-only steps (about 0.2 s each here; IOI then has to be
+#   recovered, as the third phase two items up did) or a task that is easier to start on; it is still open.
 #
 # ## Retrains: what reproduces, and how closely
 #
