@@ -353,6 +353,24 @@ if IS_ORGANISM:
 #   prompts). Since the escape comes at a random step, a recipe that forms Colored Objects on every seed needs
 #   either many more of the cheap Colored Objects-only steps (about 0.2 s each here; IOI then has to be
 #   recovered, as the third phase two items up did) or a task that is easier to start on; it is still open.
+# - **A curriculum forms Colored Objects on both seeds tried (2026-12-02, later; branch `organism-v4`, not
+#   shipped yet).** The lookup the task needs (the color written just *before* an earlier copy of the asked
+#   object) was asked in steps, with the answer loss alone (`experiments/organism-co-plateau/co_min.py`):
+#   first *at* the object ("blue cup red pen green book . cup" -> blue), then one token after it ("... cup
+#   ?"), then at the object inside a real prompt (the prompt cut after the question's object), then at the
+#   prompt's end. From the v4 phase-1 models (seeds 0 and 1, step 2,400), the first form was learned within
+#   50-100 steps (0.96-0.99 held out; with 64 prompts a step, seed 1 learned it on one draw of prompts and
+#   stayed at chance for 650 steps on another; with 256 a step, in 100 steps on that draw), each later form
+#   within 50-100 steps of being added, and the end-of-prompt answer reached 0.87-0.90 about 100 steps into
+#   the last stage. Asked directly, the same models stayed at chance: one token after the object (600 steps,
+#   both seeds), the full prompt at 256 a step (200 steps, seed 1). A fresh model stayed at chance even on
+#   the first form (900 steps): the lookup builds on heads the mixture trains first. Run as a phase between
+#   v4's two (150 + 100 + 200 steps, 256 or 128 prompts a step, plus 32 mixture sequences a step: without
+#   them induction fell to 0.01 and IOI to 0.5 during the curriculum, and seed 1's IOI ended at 0.75), seed 0
+#   ends, on this card's three prompt sets x 200, at Colored Objects 1.00 held out (0.998 classic), IOI held
+#   out 0.98 (train 0.997), a/an 1.00, counting 1.00, induction 1.00, with a partly-solved checkpoint kept on
+#   the way (step 2,800); its worst held-out IOI rule ("met" join) is 0.865, under the bar's 0.90, and IOI
+#   with unseen names is 0.185. Seed 1's training log (100 prompts): Colored Objects 0.99, IOI 0.93.
 #
 # ## Retrains: what reproduces, and how closely
 #
