@@ -33,7 +33,7 @@ TRAIN = {"steps": 2400, "batch_size": 128, "lr": 2e-3, "warmup": 100, "decay_fra
          "weight_decay": 0.01, "repeat_len": (4, 25), "eval_every": 100, "log_every": 25,
          "pos_init": "sinusoidal", "pos_scale": 0.05, "answer_weight": 10.0,
          "phase2_steps": 400, "phase2_lr": 1e-3, "phase2_eval_every": 50, "prefix_p": 0.5, "prefix_max": 2,
-         "junk_p": 0.5, "co_aux": 32, "co_aux_from": 600, "co_aux2": 64}
+         "junk_p": 0.5, "co_aux": 0, "co_aux_from": 600, "co_aux2": 64, "co_aux_weight": 4.0, "co_only": 0}
 #: Intermediate checkpoints kept (tags ``step<k>``), loadable as ``load_model("organism@step<k>")``. One
 #: more is kept at the first phase-2 evaluation where Colored Objects is partly solved (:data:`PARTIAL`,
 #: on both the held-out and the training prompts, so a chance-level fluctuation of 100 prompts does not count).
@@ -50,6 +50,14 @@ def _rows(tok: Any, rng: random.Random, gen: torch.Generator, n: int, vocab: tor
             L = rng.randint(*repeat_len)
             seq = vocab[torch.randperm(len(vocab), generator=gen)[:L]].tolist()
             rows.append([tok.bos_token_id] + seq + seq)
+        elif task == "recall":
+            # Backward recall on random tokens: pairs x1 y1 ... xk yk, then queries "yj xj": the token
+            # that came *before* an earlier copy of the current one (Colored Objects' lookup, "a blue
+            # cup ... the cup? -> blue", without the words).
+            k = rng.randint(3, 10)
+            seq = vocab[torch.randperm(len(vocab), generator=gen)[:2 * k]].tolist()
+            qs = rng.sample(range(k), rng.randint(1, min(3, k)))
+            rows.append([tok.bos_token_id] + seq + [t for j in qs for t in (seq[2 * j + 1], seq[2 * j])])
         else:
             rows.append([tok.bos_token_id] + tok(text, add_special_tokens=False)["input_ids"])
     return rows
@@ -168,7 +176,7 @@ class _Run:
         self.t0 = time.time()
 
     def phase(self, opt: Any, batches: Any, lr_at: Any, first: int, last: int, eval_every: int, desc: str,
-              co_aux: int = 0, co_aux_from: int = 0) -> None:
+              co_aux: int = 0, co_aux_from: int = 0, co_aux_weight: float = 1.0, co_only: int = 0) -> None:
         """Steps ``first`` .. ``last - 1``: optimise, log the loss, evaluate and keep checkpoints.
 
         From step ``co_aux_from`` on, each step adds ``co_aux`` Colored Objects prompts with a loss on
@@ -181,15 +189,18 @@ class _Run:
         bar = tqdm(range(first, last), desc=desc, disable=not self.progress, mininterval=10)
         for step in bar:
             model.train()
-            ids, labels = next(batches)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
-            loss = lm_loss(model(input_ids=ids).logits, ids, labels, token_weights(tok, ids, self.answer_weight))
+            if step < first + co_only:  # Colored Objects answers only (no mixture batch drawn)
+                loss = torch.zeros(())
+            else:
+                ids, labels = next(batches)
+                loss = lm_loss(model(input_ids=ids).logits, ids, labels, token_weights(tok, ids, self.answer_weight))
             if co_aux and step >= co_aux_from:
                 enc = make("colored_objects", co_aux, "train", seed=10_000_019 + step).encode(tok)
                 lg = model(input_ids=enc.tokens).logits
                 rows = torch.arange(len(enc.tokens))
-                loss = loss + torch.nn.functional.cross_entropy(lg[rows, enc.end].float(), enc.answers)
+                loss = loss + co_aux_weight * torch.nn.functional.cross_entropy(lg[rows, enc.end].float(), enc.answers)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -294,7 +305,8 @@ def train(out: str | Path, seed: int = 0, steps: int | None = None, threads: int
             return hp["phase2_lr"] * (hp["min_lr_frac"] + (1 - hp["min_lr_frac"]) * 0.5 * (1 + math.cos(math.pi * frac)))
 
         run.phase(opt, batches, lr2, hp["steps"], hp["steps"] + n2, hp["phase2_eval_every"], "phase 2",
-                  co_aux=hp["co_aux2"], co_aux_from=hp["steps"])
+                  co_aux=hp["co_aux2"], co_aux_from=hp["steps"], co_aux_weight=hp["co_aux_weight"],
+                  co_only=hp["co_only"])
     t0 = run.t0
     log["train_seconds"] = round(time.time() - t0, 1)
     log["torch"] = torch.__version__
