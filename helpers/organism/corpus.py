@@ -21,10 +21,10 @@ N_POSITIONS = 128
 
 #: Share of each task among training sequences. Repeats stay near half (induction needs many repeated
 #: sequences per step); Colored Objects gets several questions per text (its answer tokens are rare).
-MIXTURE = {"repeats": 0.34, "recall": 0.08, "ioi": 0.2, "colored_objects": 0.2, "articles": 0.06, "counting": 0.06,
+MIXTURE = {"repeats": 0.42, "ioi": 0.2, "colored_objects": 0.2, "articles": 0.06, "counting": 0.06,
            "filler": 0.06}
 #: Phase 2: the same tasks, Colored Objects weighing more (in phase 1 it stays at chance).
-MIXTURE2 = {"repeats": 0.2, "recall": 0.05, "ioi": 0.12, "colored_objects": 0.5, "articles": 0.04, "counting": 0.04,
+MIXTURE2 = {"repeats": 0.25, "ioi": 0.12, "colored_objects": 0.5, "articles": 0.04, "counting": 0.04,
             "filler": 0.05}
 
 
@@ -131,8 +131,8 @@ def training_texts(rng: random.Random, n: int, mixture: dict[str, float] | None 
         k = picks.count(task)
         if not k:
             continue
-        if task in ("repeats", "recall"):
-            out += [(task, "")] * k
+        if task == "repeats":
+            out += [("repeats", "")] * k
             continue
         if task == "colored_objects":
             out += [(task, colored_objects.training_text(rng)) for _ in range(k)]
@@ -158,7 +158,7 @@ def training_texts(rng: random.Random, n: int, mixture: dict[str, float] | None 
             texts = b.full_texts()
         out += [(task, t) for t in texts]
     if prefix_p:
-        out = [(task, t) if task in ("repeats", "recall", "filler") or rng.random() >= prefix_p else
+        out = [(task, t) if task in ("repeats", "filler") or rng.random() >= prefix_p else
                (task, " ".join([context_sentence(rng) for _ in range(rng.randint(1, prefix_max))] + [t]))
                for task, t in out]
     rng.shuffle(out)

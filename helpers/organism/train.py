@@ -33,13 +33,24 @@ TRAIN = {"steps": 2400, "batch_size": 128, "lr": 2e-3, "warmup": 100, "decay_fra
          "weight_decay": 0.01, "repeat_len": (4, 25), "eval_every": 100, "log_every": 25,
          "pos_init": "sinusoidal", "pos_scale": 0.05, "answer_weight": 10.0,
          "phase2_steps": 400, "phase2_lr": 1e-3, "phase2_eval_every": 50, "prefix_p": 0.5, "prefix_max": 2,
-         "junk_p": 0.5, "co_aux": 0, "co_aux_from": 600, "co_aux2": 64, "co_aux_weight": 4.0, "co_only": 0}
+         "junk_p": 0.5, "co_aux": 32, "co_aux_from": 600, "co_aux2": 64, "co_aux_weight": 4.0,
+         "curriculum": True, "curriculum_lr": 1e-3, "curriculum_mix": 32, "curriculum_eval_every": 25}
 #: Intermediate checkpoints kept (tags ``step<k>``), loadable as ``load_model("organism@step<k>")``. One
 #: more is kept at the first phase-2 evaluation where Colored Objects is partly solved (:data:`PARTIAL`,
 #: on both the held-out and the training prompts, so a chance-level fluctuation of 100 prompts does not count).
-CHECKPOINT_STEPS = (500, 1000, 1500, 2000, 2500)
+CHECKPOINT_STEPS = (500, 1000, 1500, 2000)
 PARTIAL = (0.45, 0.75)
 BETAS = (0.9, 0.98)
+#: Phase 1b, the Colored Objects curriculum: (prompt forms, steps, prompts per step), a loss on the
+#: answer token only. The lookup "the color written before the earlier copy of this object" is first
+#: asked *at* the object ("pairs": "blue cup red pen green book . cup" -> " blue"), then one token
+#: later ("pairs?": "... . cup ?"), then at the object inside a full prompt ("cut": the generator's
+#: prompt cut after the question's object), then at the end of it ("full": the generator's prompt).
+#: Asked only at the end of the full prompt, the answer loss sat at ln 3 (uniform over the listed
+#: colors) for hundreds to thousands of steps, leaving it at a step that depended on the draw of
+#: prompts; each stage here is learned within ~100 steps (experiments/organism-co-plateau/co_min.py).
+CO_CURRICULUM = ((("pairs",), 150, 256), (("pairs", "pairs?"), 100, 256),
+                 (("pairs", "pairs?", "cut", "full"), 200, 128))
 
 
 def _rows(tok: Any, rng: random.Random, gen: torch.Generator, n: int, vocab: torch.Tensor,
@@ -50,17 +61,33 @@ def _rows(tok: Any, rng: random.Random, gen: torch.Generator, n: int, vocab: tor
             L = rng.randint(*repeat_len)
             seq = vocab[torch.randperm(len(vocab), generator=gen)[:L]].tolist()
             rows.append([tok.bos_token_id] + seq + seq)
-        elif task == "recall":
-            # Backward recall on random tokens: pairs x1 y1 ... xk yk, then queries "yj xj": the token
-            # that came *before* an earlier copy of the current one (Colored Objects' lookup, "a blue
-            # cup ... the cup? -> blue", without the words).
-            k = rng.randint(3, 10)
-            seq = vocab[torch.randperm(len(vocab), generator=gen)[:2 * k]].tolist()
-            qs = rng.sample(range(k), rng.randint(1, min(3, k)))
-            rows.append([tok.bos_token_id] + seq + [t for j in qs for t in (seq[2 * j + 1], seq[2 * j])])
         else:
             rows.append([tok.bos_token_id] + tok(text, add_special_tokens=False)["input_ids"])
     return rows
+
+
+def co_form_rows(tok: Any, form: str, n: int, seed: int) -> tuple[list[list[int]], list[int]]:
+    """``n`` training prompts of one :data:`CO_CURRICULUM` form: token rows (unpadded) and answer ids."""
+    from ..tasks import colored_objects as co
+
+    if form in ("cut", "full"):
+        b = make("colored_objects", n, "train", seed=seed)
+        enc = b.encode(tok)
+        rows = [r[: int(e) + 1].tolist() for r, e in zip(enc.tokens, enc.end)]
+        if form == "cut":
+            obj = [tok.convert_tokens_to_ids(m["objects"][m["target"]]) for m in b.meta]
+            rows = [r[: max(i for i, t in enumerate(r) if t == q) + 1] for r, q in zip(rows, obj)]
+        return rows, enc.answers.tolist()
+    if form not in ("pairs", "pairs?"):
+        raise ValueError(f"unknown Colored Objects form {form!r}")
+    rng, rows, answers = random.Random(seed), [], []
+    for _ in range(n):
+        cols, objs, _ = co._scene(rng, "train", rng.choice((2, 3, 4)))
+        t = rng.randrange(len(objs))
+        text = " ".join(f"{c} {o}" for c, o in zip(cols, objs)) + f" . {objs[t]}" + (" ?" if form == "pairs?" else "")
+        rows.append([tok.bos_token_id] + tok(text, add_special_tokens=False)["input_ids"])
+        answers.append(tok.convert_tokens_to_ids(cols[t]))
+    return rows, answers
 
 
 def _pad(tok: Any, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -176,7 +203,7 @@ class _Run:
         self.t0 = time.time()
 
     def phase(self, opt: Any, batches: Any, lr_at: Any, first: int, last: int, eval_every: int, desc: str,
-              co_aux: int = 0, co_aux_from: int = 0, co_aux_weight: float = 1.0, co_only: int = 0) -> None:
+              co_aux: int = 0, co_aux_from: int = 0, co_aux_weight: float = 1.0) -> None:
         """Steps ``first`` .. ``last - 1``: optimise, log the loss, evaluate and keep checkpoints.
 
         From step ``co_aux_from`` on, each step adds ``co_aux`` Colored Objects prompts with a loss on
@@ -191,11 +218,8 @@ class _Run:
             model.train()
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
-            if step < first + co_only:  # Colored Objects answers only (no mixture batch drawn)
-                loss = torch.zeros(())
-            else:
-                ids, labels = next(batches)
-                loss = lm_loss(model(input_ids=ids).logits, ids, labels, token_weights(tok, ids, self.answer_weight))
+            ids, labels = next(batches)
+            loss = lm_loss(model(input_ids=ids).logits, ids, labels, token_weights(tok, ids, self.answer_weight))
             if co_aux and step >= co_aux_from:
                 enc = make("colored_objects", co_aux, "train", seed=10_000_019 + step).encode(tok)
                 lg = model(input_ids=enc.tokens).logits
@@ -212,6 +236,49 @@ class _Run:
                 bar.set_postfix(loss=f"{ema:.3f}")
             if done % eval_every == 0 or done == last or done in self.checkpoint_steps:
                 self.evaluate(done, final=done == last, may_be_partial=co_aux > 0 and step >= co_aux_from)
+
+    def curriculum(self, opt: Any, first: int, lr: float, eval_every: int, batches: Any = None,
+                   stages: tuple = CO_CURRICULUM) -> int:
+        """Phase 1b: the :data:`CO_CURRICULUM` stages from step ``first``; returns the step after them.
+
+        Each step's prompts are split evenly among the stage's forms, each form its own seeded draw.
+        ``batches`` (mixture batches), if given, add their language-model loss to every step, so the
+        other tasks are not forgotten meanwhile.
+        """
+        from tqdm.auto import tqdm
+
+        model, tok, log = self.model, self.tok, self.log
+        step = first
+        for forms, n_steps, n in stages:
+            for _ in tqdm(range(n_steps), desc=f"Colored Objects: {'+'.join(forms)}", disable=not self.progress,
+                          mininterval=10):
+                model.train()
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                rows, answers = [], []
+                for k, form in enumerate(forms):
+                    r, a = co_form_rows(tok, form, n // len(forms), 20_000_003 + 7 * step + k)
+                    rows += r
+                    answers += a
+                ids, _ = _pad(tok, rows)
+                end = torch.tensor([len(r) - 1 for r in rows])
+                lg = model(input_ids=ids).logits[torch.arange(len(rows)), end]
+                loss = torch.nn.functional.cross_entropy(lg.float(), torch.tensor(answers))
+                if batches is not None:
+                    mids, mlabels = next(batches)
+                    loss = loss + lm_loss(model(input_ids=mids).logits, mids, mlabels,
+                                          token_weights(tok, mids, self.answer_weight))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                step += 1
+                if step % 25 == 0:
+                    log["loss"].append({"step": step, "loss": round(loss.item(), 4), "time": round(time.time() - self.t0, 1),
+                                        "curriculum": "+".join(forms)})
+                if (step - first) % eval_every == 0:
+                    self.evaluate(step, final=False, may_be_partial=True)
+        return step
 
     def evaluate(self, done: int, final: bool, may_be_partial: bool) -> None:
         """Held-out accuracy per task, the per-head scores, and a checkpoint where one is due."""
@@ -290,23 +357,33 @@ def train(out: str | Path, seed: int = 0, steps: int | None = None, threads: int
             log.update({k: v for k, v in json.loads(prev.read_text()).items()
                         if k in ("loss", "eval", "heads", "train_seconds")})
         run.t0 -= log.pop("train_seconds", 0.0)
+    _save(model, tok, out / "checkpoints" / f"step{hp['steps']}")
+    first2 = hp["steps"]
+    if hp["curriculum"]:
+        # Phase 1b: the Colored Objects curriculum, answers only, with a new AdamW at a constant rate.
+        seed_everything(seed + 2)
+        log["curriculum"] = [[list(f), k, n] for f, k, n in CO_CURRICULUM]
+        opt = adamw(model, hp["curriculum_lr"], hp["weight_decay"], betas=BETAS)
+        mix = None
+        if hp["curriculum_mix"]:
+            mix = training_batches(tok, seed + 2, hp["curriculum_mix"], vocab_ids(tok), tuple(hp["repeat_len"]),
+                                   prefix=(hp["prefix_p"], hp["prefix_max"], hp["junk_p"]))
+        first2 = run.curriculum(opt, hp["steps"], hp["curriculum_lr"], hp["curriculum_eval_every"], mix)
     if hp["phase2_steps"]:
         # Phase 2: the same tasks with Colored Objects weighing more, a new AdamW and its own batches.
         seed_everything(seed + 1)
         log["mixture2"] = MIXTURE2
-        _save(model, tok, out / "checkpoints" / f"step{hp['steps']}")
         opt = adamw(model, hp["phase2_lr"], hp["weight_decay"], betas=BETAS)
         batches = training_batches(tok, seed + 1, hp["batch_size"], vocab_ids(tok), tuple(hp["repeat_len"]),
                                    mixture=MIXTURE2, prefix=(hp["prefix_p"], hp["prefix_max"], hp["junk_p"]))
         n2 = hp["phase2_steps"]
 
         def lr2(step: int) -> float:
-            frac = (step - hp["steps"]) / n2
+            frac = (step - first2) / n2
             return hp["phase2_lr"] * (hp["min_lr_frac"] + (1 - hp["min_lr_frac"]) * 0.5 * (1 + math.cos(math.pi * frac)))
 
-        run.phase(opt, batches, lr2, hp["steps"], hp["steps"] + n2, hp["phase2_eval_every"], "phase 2",
-                  co_aux=hp["co_aux2"], co_aux_from=hp["steps"], co_aux_weight=hp["co_aux_weight"],
-                  co_only=hp["co_only"])
+        run.phase(opt, batches, lr2, first2, first2 + n2, hp["phase2_eval_every"], "phase 2",
+                  co_aux=hp["co_aux2"], co_aux_from=first2, co_aux_weight=hp["co_aux_weight"])
     t0 = run.t0
     log["train_seconds"] = round(time.time() - t0, 1)
     log["torch"] = torch.__version__
