@@ -78,8 +78,51 @@ def build_tokenizer(words: list[str] | None = None) -> Any:
                                    pad_token=BOS, model_max_length=N_POSITIONS)
 
 
-def training_texts(rng: random.Random, n: int, mixture: dict[str, float] | None = None) -> list[tuple[str, str]]:
-    """``n`` (task, text) pairs drawn from the mixture; repeats are made later, as token ids."""
+#: Name-free context sentences that may precede a task text, so no task sits at fixed positions. The
+#: held-out IOI openings ("It was early in the morning.", "That evening, ...", "As soon as ...") never occur.
+def context_sentence(rng: random.Random) -> str:
+    from ..tasks import filler as filler_task
+    while True:
+        s = filler_task.sentence(rng)
+        if any(n in s.replace(".", " ").replace(",", " ").split() for n in ioi.NAMES):
+            continue
+        if s.startswith(("It was early in the morning", "That evening", "As soon as")):
+            continue
+        return s
+
+
+_JUNK: list[str] = []
+#: Words of the held-out IOI rules never serve as junk (the test would no longer hold them out).
+_HELD_WORDS = {"As", "as", "soon", "That", "evening", "early", "morning", "met", "sent", "showed"}
+
+
+def _junk_words() -> list[str]:
+    if not _JUNK:
+        _JUNK.extend(sorted(w for w in build_tokenizer().get_vocab()
+                            if w.isalpha() and w not in ioi.NAMES and w not in _HELD_WORDS))
+    return _JUNK
+
+
+def junk_text(rng: random.Random, text: str) -> str:
+    """An IOI text (no opening) after 1-3 random words; a verb joining the names ("saw", "called")
+    becomes a random word too, so neither the word before nor the word between the names is a cue."""
+    junk = _junk_words()
+    for verb in (" saw ", " called "):
+        i = text.find(verb)
+        if 0 <= i < text.find("."):
+            text = text[:i] + " " + rng.choice(junk) + " " + text[i + len(verb):]
+            break
+    return " ".join(rng.sample(junk, rng.randint(1, 3))) + " " + text + "."
+
+
+def training_texts(rng: random.Random, n: int, mixture: dict[str, float] | None = None,
+                   prefix_p: float = 0.0, prefix_max: int = 2, junk_p: float = 0.0) -> list[tuple[str, str]]:
+    """``n`` (task, text) pairs drawn from the mixture; repeats are made later, as token ids.
+
+    ``prefix_p``: share of task texts preceded by 1..``prefix_max`` name-free context sentences.
+    ``junk_p``: share of IOI texts that open with 1-3 random words right before the first name
+    (and, when the names are joined by a verb, a random word instead of that verb).
+    """
     mixture = MIXTURE if mixture is None else mixture
     tasks = sorted(mixture)
     picks = rng.choices(tasks, weights=[mixture[t] for t in tasks], k=n)
@@ -95,6 +138,16 @@ def training_texts(rng: random.Random, n: int, mixture: dict[str, float] | None 
             out += [(task, colored_objects.training_text(rng)) for _ in range(k)]
             continue
         b = make(task, k, split="train", seed=rng)
+        if task == "ioi" and junk_p:
+            # The first name is a candidate whatever precedes it: an organism trained on a list of
+            # openings answered the *second* name after any unfamiliar word before the first one.
+            nj = sum(rng.random() < junk_p for _ in range(k))
+            if nj:
+                jb = make("ioi", nj, split="train", seed=rng, rules={"opening": "none"})
+                out += [(task, junk_text(rng, t)) for t in jb.full_texts()]
+                b = b[list(range(k - nj))] if k - nj else None
+            if b is None:
+                continue
         if task == "articles":
             texts = articles_task.full_texts(b)
         elif task == "ioi":
@@ -104,6 +157,10 @@ def training_texts(rng: random.Random, n: int, mixture: dict[str, float] | None 
         else:
             texts = b.full_texts()
         out += [(task, t) for t in texts]
+    if prefix_p:
+        out = [(task, t) if task in ("repeats", "filler") or rng.random() >= prefix_p else
+               (task, " ".join([context_sentence(rng) for _ in range(rng.randint(1, prefix_max))] + [t]))
+               for task, t in out]
     rng.shuffle(out)
     return out
 

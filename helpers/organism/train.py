@@ -29,22 +29,34 @@ CONFIG = {"n_layer": 4, "n_head": 8, "n_embd": 128, "n_inner": 256, "n_positions
           "activation_function": "gelu_new", "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}
 #: GPT-2's dropout, for the ``organism-dropout`` twin (same recipe otherwise).
 DROPOUT = {"resid_pdrop": 0.1, "embd_pdrop": 0.1, "attn_pdrop": 0.1}
-TRAIN = {"steps": 4000, "batch_size": 128, "lr": 2e-3, "warmup": 100, "decay_frac": 0.25, "min_lr_frac": 0.1,
+TRAIN = {"steps": 2400, "batch_size": 128, "lr": 2e-3, "warmup": 100, "decay_frac": 0.25, "min_lr_frac": 0.1,
          "weight_decay": 0.01, "repeat_len": (4, 25), "eval_every": 100, "log_every": 25,
          "pos_init": "sinusoidal", "pos_scale": 0.05, "answer_weight": 10.0,
-         "phase2_steps": 1000, "phase2_lr": 1e-3, "phase2_eval_every": 50}
+         "phase2_steps": 400, "phase2_lr": 1e-3, "phase2_eval_every": 50, "prefix_p": 0.5, "prefix_max": 2,
+         "junk_p": 0.5, "co_aux": 32, "co_aux_from": 600, "co_aux2": 64, "co_aux_weight": 4.0,
+         "curriculum": True, "curriculum_lr": 1e-3, "curriculum_mix": 32, "curriculum_eval_every": 25}
 #: Intermediate checkpoints kept (tags ``step<k>``), loadable as ``load_model("organism@step<k>")``. One
 #: more is kept at the first phase-2 evaluation where Colored Objects is partly solved (:data:`PARTIAL`,
 #: on both the held-out and the training prompts, so a chance-level fluctuation of 100 prompts does not count).
-CHECKPOINT_STEPS = (500, 1000, 1500, 2000, 2500, 3000)
+CHECKPOINT_STEPS = (500, 1000, 1500, 2000)
 PARTIAL = (0.45, 0.75)
 BETAS = (0.9, 0.98)
+#: Phase 1b, the Colored Objects curriculum: (prompt forms, steps, prompts per step), a loss on the
+#: answer token only. The lookup "the color written before the earlier copy of this object" is first
+#: asked *at* the object ("pairs": "blue cup red pen green book . cup" -> " blue"), then one token
+#: later ("pairs?": "... . cup ?"), then at the object inside a full prompt ("cut": the generator's
+#: prompt cut after the question's object), then at the end of it ("full": the generator's prompt).
+#: Asked only at the end of the full prompt, the answer loss sat at ln 3 (uniform over the listed
+#: colors) for hundreds to thousands of steps, leaving it at a step that depended on the draw of
+#: prompts; each stage here is learned within ~100 steps (experiments/organism-co-plateau/co_min.py).
+CO_CURRICULUM = ((("pairs",), 150, 256), (("pairs", "pairs?"), 100, 256),
+                 (("pairs", "pairs?", "cut", "full"), 200, 128))
 
 
 def _rows(tok: Any, rng: random.Random, gen: torch.Generator, n: int, vocab: torch.Tensor,
-          repeat_len: tuple[int, int], mixture: dict[str, float] | None = None) -> list[list[int]]:
+          repeat_len: tuple[int, int], mixture: dict[str, float] | None = None, prefix: tuple = (0.0, 2, 0.0)) -> list[list[int]]:
     rows = []
-    for task, text in training_texts(rng, n, mixture):
+    for task, text in training_texts(rng, n, mixture, *prefix):
         if task == "repeats":
             L = rng.randint(*repeat_len)
             seq = vocab[torch.randperm(len(vocab), generator=gen)[:L]].tolist()
@@ -52,6 +64,30 @@ def _rows(tok: Any, rng: random.Random, gen: torch.Generator, n: int, vocab: tor
         else:
             rows.append([tok.bos_token_id] + tok(text, add_special_tokens=False)["input_ids"])
     return rows
+
+
+def co_form_rows(tok: Any, form: str, n: int, seed: int) -> tuple[list[list[int]], list[int]]:
+    """``n`` training prompts of one :data:`CO_CURRICULUM` form: token rows (unpadded) and answer ids."""
+    from ..tasks import colored_objects as co
+
+    if form in ("cut", "full"):
+        b = make("colored_objects", n, "train", seed=seed)
+        enc = b.encode(tok)
+        rows = [r[: int(e) + 1].tolist() for r, e in zip(enc.tokens, enc.end)]
+        if form == "cut":
+            obj = [tok.convert_tokens_to_ids(m["objects"][m["target"]]) for m in b.meta]
+            rows = [r[: max(i for i, t in enumerate(r) if t == q) + 1] for r, q in zip(rows, obj)]
+        return rows, enc.answers.tolist()
+    if form not in ("pairs", "pairs?"):
+        raise ValueError(f"unknown Colored Objects form {form!r}")
+    rng, rows, answers = random.Random(seed), [], []
+    for _ in range(n):
+        cols, objs, _ = co._scene(rng, "train", rng.choice((2, 3, 4)))
+        t = rng.randrange(len(objs))
+        text = " ".join(f"{c} {o}" for c, o in zip(cols, objs)) + f" . {objs[t]}" + (" ?" if form == "pairs?" else "")
+        rows.append([tok.bos_token_id] + tok(text, add_special_tokens=False)["input_ids"])
+        answers.append(tok.convert_tokens_to_ids(cols[t]))
+    return rows, answers
 
 
 def _pad(tok: Any, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,7 +102,8 @@ def _pad(tok: Any, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def training_batches(tok: Any, seed: int, batch_size: int, vocab: torch.Tensor,
-                     repeat_len: tuple[int, int], bucket: int = 4, mixture: dict[str, float] | None = None):
+                     repeat_len: tuple[int, int], bucket: int = 4, mixture: dict[str, float] | None = None,
+                     prefix: tuple = (0.0, 2, 0.0)):
     """Endless right-padded batches (ids, labels with -100 on padding), deterministic in ``seed``.
 
     Sequences are drawn ``bucket`` batches at a time and grouped by length, so little compute is
@@ -75,7 +112,7 @@ def training_batches(tok: Any, seed: int, batch_size: int, vocab: torch.Tensor,
     rng = random.Random(seed)
     gen = torch.Generator().manual_seed(seed)
     while True:
-        rows = sorted(_rows(tok, rng, gen, batch_size * bucket, vocab, repeat_len, mixture), key=len)
+        rows = sorted(_rows(tok, rng, gen, batch_size * bucket, vocab, repeat_len, mixture, prefix), key=len)
         chunks = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
         rng.shuffle(chunks)
         for chunk in chunks:
@@ -88,10 +125,12 @@ def token_weights(tok: Any, ids: torch.Tensor, weight: float) -> torch.Tensor:
     In the mixture a color answer is about one token in 3,000, and a uniform loss left the task at
     chance; fine-tuning on the answer token alone solves it, so the answers weigh more here.
     """
-    a, colon = tok.convert_tokens_to_ids(["A", ":"])
+    from ..tasks.colored_objects import COLORS
+    colon = tok.convert_tokens_to_ids(":")
+    colors = torch.tensor(tok.convert_tokens_to_ids(COLORS))
     w = torch.ones(ids.shape, dtype=torch.float32)
     after = torch.zeros_like(ids, dtype=torch.bool)
-    after[:, 2:] = (ids[:, :-2] == a) & (ids[:, 1:-1] == colon)
+    after[:, 1:] = (ids[:, :-1] == colon) & torch.isin(ids[:, 1:], colors)
     w[after] = weight
     return w[:, 1:]  # aligned with the targets of positions 0 .. T-2
 
@@ -163,8 +202,13 @@ class _Run:
         self.checkpoint_steps, self.progress, self.answer_weight = checkpoint_steps, progress, answer_weight
         self.t0 = time.time()
 
-    def phase(self, opt: Any, batches: Any, lr_at: Any, first: int, last: int, eval_every: int, desc: str) -> None:
-        """Steps ``first`` .. ``last - 1``: optimise, log the loss, evaluate and keep checkpoints."""
+    def phase(self, opt: Any, batches: Any, lr_at: Any, first: int, last: int, eval_every: int, desc: str,
+              co_aux: int = 0, co_aux_from: int = 0, co_aux_weight: float = 1.0) -> None:
+        """Steps ``first`` .. ``last - 1``: optimise, log the loss, evaluate and keep checkpoints.
+
+        From step ``co_aux_from`` on, each step adds ``co_aux`` Colored Objects prompts with a loss on
+        the answer token only (their own deterministic draw, beside the mixture's batch).
+        """
         from tqdm.auto import tqdm
 
         model, tok, log = self.model, self.tok, self.log
@@ -172,10 +216,15 @@ class _Run:
         bar = tqdm(range(first, last), desc=desc, disable=not self.progress, mininterval=10)
         for step in bar:
             model.train()
-            ids, labels = next(batches)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
+            ids, labels = next(batches)
             loss = lm_loss(model(input_ids=ids).logits, ids, labels, token_weights(tok, ids, self.answer_weight))
+            if co_aux and step >= co_aux_from:
+                enc = make("colored_objects", co_aux, "train", seed=10_000_019 + step).encode(tok)
+                lg = model(input_ids=enc.tokens).logits
+                rows = torch.arange(len(enc.tokens))
+                loss = loss + co_aux_weight * torch.nn.functional.cross_entropy(lg[rows, enc.end].float(), enc.answers)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -186,7 +235,50 @@ class _Run:
                 log["loss"].append({"step": done, "loss": round(ema, 4), "time": round(time.time() - self.t0, 1)})
                 bar.set_postfix(loss=f"{ema:.3f}")
             if done % eval_every == 0 or done == last or done in self.checkpoint_steps:
-                self.evaluate(done, final=done == last, may_be_partial=desc == "phase 2")
+                self.evaluate(done, final=done == last, may_be_partial=co_aux > 0 and step >= co_aux_from)
+
+    def curriculum(self, opt: Any, first: int, lr: float, eval_every: int, batches: Any = None,
+                   stages: tuple = CO_CURRICULUM) -> int:
+        """Phase 1b: the :data:`CO_CURRICULUM` stages from step ``first``; returns the step after them.
+
+        Each step's prompts are split evenly among the stage's forms, each form its own seeded draw.
+        ``batches`` (mixture batches), if given, add their language-model loss to every step, so the
+        other tasks are not forgotten meanwhile.
+        """
+        from tqdm.auto import tqdm
+
+        model, tok, log = self.model, self.tok, self.log
+        step = first
+        for forms, n_steps, n in stages:
+            for _ in tqdm(range(n_steps), desc=f"Colored Objects: {'+'.join(forms)}", disable=not self.progress,
+                          mininterval=10):
+                model.train()
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                rows, answers = [], []
+                for k, form in enumerate(forms):
+                    r, a = co_form_rows(tok, form, n // len(forms), 20_000_003 + 7 * step + k)
+                    rows += r
+                    answers += a
+                ids, _ = _pad(tok, rows)
+                end = torch.tensor([len(r) - 1 for r in rows])
+                lg = model(input_ids=ids).logits[torch.arange(len(rows)), end]
+                loss = torch.nn.functional.cross_entropy(lg.float(), torch.tensor(answers))
+                if batches is not None:
+                    mids, mlabels = next(batches)
+                    loss = loss + lm_loss(model(input_ids=mids).logits, mids, mlabels,
+                                          token_weights(tok, mids, self.answer_weight))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                step += 1
+                if step % 25 == 0:
+                    log["loss"].append({"step": step, "loss": round(loss.item(), 4), "time": round(time.time() - self.t0, 1),
+                                        "curriculum": "+".join(forms)})
+                if (step - first) % eval_every == 0:
+                    self.evaluate(step, final=False, may_be_partial=True)
+        return step
 
     def evaluate(self, done: int, final: bool, may_be_partial: bool) -> None:
         """Held-out accuracy per task, the per-head scores, and a checkpoint where one is due."""
@@ -254,8 +346,10 @@ def train(out: str | Path, seed: int = 0, steps: int | None = None, threads: int
                            "vocab_size": len(tok), "loss": [], "eval": [], "heads": [], "partial_checkpoint": None}
     run = _Run(model, tok, out, log, HeadProbe(tok), checkpoint_steps, progress, hp["answer_weight"])
     if resume_from is None:
-        batches = training_batches(tok, seed, hp["batch_size"], vocab_ids(tok), tuple(hp["repeat_len"]))
-        run.phase(opt, batches, lr_at, 0, hp["steps"], hp["eval_every"], "training organism")
+        batches = training_batches(tok, seed, hp["batch_size"], vocab_ids(tok), tuple(hp["repeat_len"]),
+                                   prefix=(hp["prefix_p"], hp["prefix_max"], hp["junk_p"]))
+        run.phase(opt, batches, lr_at, 0, hp["steps"], hp["eval_every"], "training organism",
+                  co_aux=hp["co_aux"], co_aux_from=hp["co_aux_from"])
     else:  # phase 1's weights, saved exactly: phase 2 below starts afresh from them either way
         model.load_state_dict(GPT2LMHeadModel.from_pretrained(resume_from).state_dict())
         prev = Path(resume_from) / "train_log.json"
@@ -263,21 +357,33 @@ def train(out: str | Path, seed: int = 0, steps: int | None = None, threads: int
             log.update({k: v for k, v in json.loads(prev.read_text()).items()
                         if k in ("loss", "eval", "heads", "train_seconds")})
         run.t0 -= log.pop("train_seconds", 0.0)
+    _save(model, tok, out / "checkpoints" / f"step{hp['steps']}")
+    first2 = hp["steps"]
+    if hp["curriculum"]:
+        # Phase 1b: the Colored Objects curriculum, answers only, with a new AdamW at a constant rate.
+        seed_everything(seed + 2)
+        log["curriculum"] = [[list(f), k, n] for f, k, n in CO_CURRICULUM]
+        opt = adamw(model, hp["curriculum_lr"], hp["weight_decay"], betas=BETAS)
+        mix = None
+        if hp["curriculum_mix"]:
+            mix = training_batches(tok, seed + 2, hp["curriculum_mix"], vocab_ids(tok), tuple(hp["repeat_len"]),
+                                   prefix=(hp["prefix_p"], hp["prefix_max"], hp["junk_p"]))
+        first2 = run.curriculum(opt, hp["steps"], hp["curriculum_lr"], hp["curriculum_eval_every"], mix)
     if hp["phase2_steps"]:
         # Phase 2: the same tasks with Colored Objects weighing more, a new AdamW and its own batches.
         seed_everything(seed + 1)
         log["mixture2"] = MIXTURE2
-        _save(model, tok, out / "checkpoints" / f"step{hp['steps']}")
         opt = adamw(model, hp["phase2_lr"], hp["weight_decay"], betas=BETAS)
         batches = training_batches(tok, seed + 1, hp["batch_size"], vocab_ids(tok), tuple(hp["repeat_len"]),
-                                   mixture=MIXTURE2)
+                                   mixture=MIXTURE2, prefix=(hp["prefix_p"], hp["prefix_max"], hp["junk_p"]))
         n2 = hp["phase2_steps"]
 
         def lr2(step: int) -> float:
-            frac = (step - hp["steps"]) / n2
+            frac = (step - first2) / n2
             return hp["phase2_lr"] * (hp["min_lr_frac"] + (1 - hp["min_lr_frac"]) * 0.5 * (1 + math.cos(math.pi * frac)))
 
-        run.phase(opt, batches, lr2, hp["steps"], hp["steps"] + n2, hp["phase2_eval_every"], "phase 2")
+        run.phase(opt, batches, lr2, first2, first2 + n2, hp["phase2_eval_every"], "phase 2",
+                  co_aux=hp["co_aux2"], co_aux_from=first2, co_aux_weight=hp["co_aux_weight"])
     t0 = run.t0
     log["train_seconds"] = round(time.time() - t0, 1)
     log["torch"] = torch.__version__

@@ -28,14 +28,17 @@ TRAIN_OBJECTS = [o for o in OBJECTS if o not in HELDOUT_OBJECTS]
 #: Ways to list the objects ({items}) on a surface; the last one occurs only in the test split.
 LISTS = ["On the {surface}, I see {items}.", "I see {items} on the {surface}.",
          "On the {surface}, there is {items}.", "There is {items} on the {surface}.",
+         "You can see {items} on the {surface}.", "Look at the {surface}: {items}.",
          "The {surface} has {items} on it."]
 HELDOUT_LISTS = LISTS[-1:]
 #: Ways to ask; the last one occurs only in the test split.
 QUESTIONS = ["What color is the {query}?", "What is the color of the {query}?", "Which color is the {query}?",
+             "Of what color is the {query}?", "Do you know the color of the {query}?",
              "Can you tell me the color of the {query}?"]
 HELDOUT_QUESTIONS = QUESTIONS[-1:]
 #: Frames around the scene and the question; the last one occurs only in the test split.
-FRAMES = ["Q: {scene} {question} A:", "{scene} {question} A:", "Question: {scene} {question} Answer:"]
+FRAMES = ["Q: {scene} {question} A:", "{scene} {question} A:", "{scene} Q: {question} A:",
+          "Input: {scene} {question} Output:", "Question: {scene} {question} Answer:"]
 HELDOUT_FRAMES = FRAMES[-1:]
 #: The classic BIG-bench phrasing, what chapter 5 measures by default.
 TEMPLATE = "Q: On the {surface}, I see {items}. What color is the {query}? A:"

@@ -51,6 +51,9 @@ SENTENCES = [
     "The {W} has {aT} on it.",
     "Let us count the books.",
     "They visited the farm and the market.",
+    "Everyone was waiting for {N}.",
+    "Only {N} was at the {P}.",
+    "Yesterday {N} was {adj}.",
 ]
 
 

@@ -44,6 +44,10 @@ ADJECTIVES = ["warm", "cold", "quiet", "busy", "long", "nice"]
 OPENINGS = {
     "none": "", "sub:When": "When", "sub:After": "After", "sub:While": "While", "sub:Once": "Once",
     "sub:Soon after": "Soon after", "sub:Just before": "Just before", "sub:As soon as": "As soon as",
+    "sub:Before": "Before", "sub:Because": "Because", "sub:Since": "Since", "sub:Until": "Until",
+    "sub:Right after": "Right after", "sub:Not long after": "Not long after", "sub:By the time": "By the time",
+    "sub:Every time": "Every time", "sub:Now that": "Now that", "adv:Meanwhile": "Meanwhile,",
+    "adv:Suddenly": "Suddenly,", "adv:In the end": "In the end,", "scene:party": "There was a party at the {PLACE}.",
     "adv:Then": "Then,", "adv:Later": "Later,", "adv:Afterwards": "Afterwards,", "adv:On Monday": "On Monday,",
     "adv:A bit later": "A bit later,", "adv:That evening": "That evening,", "scene:day": "It was a {ADJ} day.",
     "scene:place": "The {PLACE} was {ADJ}.", "scene:rain": "It was raining, and the {PLACE} was {ADJ}.",
