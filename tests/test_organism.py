@@ -92,12 +92,14 @@ def test_training_is_deterministic(tmp_path):
     from helpers.loading import sha256_file
     from helpers.organism import train
 
-    kw = {"seed": 3, "steps": 3, "checkpoint_steps": (), "progress": False, "phase2_steps": 2}
+    tiny = ((("pairs",), 2, 8), (("pairs", "pairs?", "cut", "full"), 2, 8))  # phase 1b, shortened
+    kw = {"seed": 3, "steps": 3, "checkpoint_steps": (), "progress": False, "phase2_steps": 2,
+          "curriculum": tiny, "curriculum_mix": 4, "curriculum_eval_every": 2}
     logs = [train(tmp_path / name, **kw) for name in "ab"]
     assert sha256_file(tmp_path / "a" / "model.safetensors") == sha256_file(tmp_path / "b" / "model.safetensors")
     assert logs[0]["eval"] == logs[1]["eval"]
-    # Phase 2 from phase 1's saved weights (--resume-phase2) gives the same model as the continuous run.
-    train(tmp_path / "p1", **{**kw, "phase2_steps": 0})
+    # Phases 1b and 2 from phase 1's saved weights (--resume-phase2) give the same model as the continuous run.
+    train(tmp_path / "p1", **{**kw, "phase2_steps": 0, "curriculum": ()})
     train(tmp_path / "c", resume_from=tmp_path / "p1", **kw)
     assert sha256_file(tmp_path / "c" / "model.safetensors") == sha256_file(tmp_path / "a" / "model.safetensors")
 

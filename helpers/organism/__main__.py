@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dropout", action="store_true", help="train with GPT-2's dropout (the organism-dropout twin)")
     ap.add_argument("--no-checkpoints", action="store_true", help="keep only the final weights")
     ap.add_argument("--resume-phase2", default=None, metavar="DIR",
-                    help="skip phase 1, start phase 2 from DIR (a finished phase-1 run of the same recipe)")
+                    help="skip phase 1: phases 1b and 2 start from DIR (a finished phase-1 run of the same recipe)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     if (out / "checkpoints").exists() and args.resume_phase2 is None:

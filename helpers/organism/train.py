@@ -24,6 +24,16 @@ from ..tasks.repeats import vocab_ids
 from ..training import adamw
 from .corpus import MIXTURE, MIXTURE2, N_POSITIONS, build_tokenizer, training_texts
 
+#: Phase 1b (``TRAIN["curriculum"]``; a falsy value skips it), the Colored Objects curriculum: (prompt
+#: forms, steps, prompts per step), a loss on the answer token only, beside a few mixture sequences. The lookup "the color written before the earlier copy of this object" is first
+#: asked *at* the object ("pairs": "blue cup red pen green book . cup" -> " blue"), then one token
+#: later ("pairs?": "... . cup ?"), then at the object inside a full prompt ("cut": the generator's
+#: prompt cut after the question's object), then at the end of it ("full": the generator's prompt).
+#: Asked only at the end of the full prompt, the answer loss sat at ln 3 (uniform over the listed
+#: colors) for hundreds to thousands of steps, leaving it at a step that depended on the draw of
+#: prompts; each stage here is learned within ~100 steps (experiments/organism-co-plateau/co_min.py).
+CO_CURRICULUM = ((("pairs",), 150, 256), (("pairs", "pairs?"), 100, 256),
+                 (("pairs", "pairs?", "cut", "full"), 200, 128))
 #: The model: 4 layers x 8 heads (d_head 16), d_model 128, MLP 256 (GPT-2's shape, scaled down).
 CONFIG = {"n_layer": 4, "n_head": 8, "n_embd": 128, "n_inner": 256, "n_positions": N_POSITIONS,
           "activation_function": "gelu_new", "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}
@@ -34,23 +44,13 @@ TRAIN = {"steps": 2400, "batch_size": 128, "lr": 2e-3, "warmup": 100, "decay_fra
          "pos_init": "sinusoidal", "pos_scale": 0.05, "answer_weight": 10.0,
          "phase2_steps": 400, "phase2_lr": 1e-3, "phase2_eval_every": 50, "prefix_p": 0.5, "prefix_max": 2,
          "junk_p": 0.5, "co_aux": 32, "co_aux_from": 600, "co_aux2": 64, "co_aux_weight": 4.0,
-         "curriculum": True, "curriculum_lr": 1e-3, "curriculum_mix": 32, "curriculum_eval_every": 25}
+         "curriculum": CO_CURRICULUM, "curriculum_lr": 1e-3, "curriculum_mix": 32, "curriculum_eval_every": 25}
 #: Intermediate checkpoints kept (tags ``step<k>``), loadable as ``load_model("organism@step<k>")``. One
-#: more is kept at the first phase-2 evaluation where Colored Objects is partly solved (:data:`PARTIAL`,
+#: more is kept at the first evaluation after phase 1 where Colored Objects is partly solved (:data:`PARTIAL`,
 #: on both the held-out and the training prompts, so a chance-level fluctuation of 100 prompts does not count).
 CHECKPOINT_STEPS = (500, 1000, 1500, 2000)
 PARTIAL = (0.45, 0.75)
 BETAS = (0.9, 0.98)
-#: Phase 1b, the Colored Objects curriculum: (prompt forms, steps, prompts per step), a loss on the
-#: answer token only. The lookup "the color written before the earlier copy of this object" is first
-#: asked *at* the object ("pairs": "blue cup red pen green book . cup" -> " blue"), then one token
-#: later ("pairs?": "... . cup ?"), then at the object inside a full prompt ("cut": the generator's
-#: prompt cut after the question's object), then at the end of it ("full": the generator's prompt).
-#: Asked only at the end of the full prompt, the answer loss sat at ln 3 (uniform over the listed
-#: colors) for hundreds to thousands of steps, leaving it at a step that depended on the draw of
-#: prompts; each stage here is learned within ~100 steps (experiments/organism-co-plateau/co_min.py).
-CO_CURRICULUM = ((("pairs",), 150, 256), (("pairs", "pairs?"), 100, 256),
-                 (("pairs", "pairs?", "cut", "full"), 200, 128))
 
 
 def _rows(tok: Any, rng: random.Random, gen: torch.Generator, n: int, vocab: torch.Tensor,
@@ -308,7 +308,7 @@ def train(out: str | Path, seed: int = 0, steps: int | None = None, threads: int
 
     ``dropout=True`` trains the twin with GPT-2's dropout. ``overrides`` replace entries of
     :data:`TRAIN` (e.g. ``lr=1e-3``) for experiments. ``resume_from`` (a phase-1 output directory
-    of the same recipe) skips phase 1: phase 2 starts from saved weights with a new optimizer in
+    of the same recipe) skips phase 1: phases 1b and 2 start from saved weights with new optimizers in
     both cases, so the result is the same.
     """
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -362,13 +362,14 @@ def train(out: str | Path, seed: int = 0, steps: int | None = None, threads: int
     if hp["curriculum"]:
         # Phase 1b: the Colored Objects curriculum, answers only, with a new AdamW at a constant rate.
         seed_everything(seed + 2)
-        log["curriculum"] = [[list(f), k, n] for f, k, n in CO_CURRICULUM]
+        log["curriculum"] = [[list(f), k, n] for f, k, n in hp["curriculum"]]
         opt = adamw(model, hp["curriculum_lr"], hp["weight_decay"], betas=BETAS)
         mix = None
         if hp["curriculum_mix"]:
             mix = training_batches(tok, seed + 2, hp["curriculum_mix"], vocab_ids(tok), tuple(hp["repeat_len"]),
                                    prefix=(hp["prefix_p"], hp["prefix_max"], hp["junk_p"]))
-        first2 = run.curriculum(opt, hp["steps"], hp["curriculum_lr"], hp["curriculum_eval_every"], mix)
+        first2 = run.curriculum(opt, hp["steps"], hp["curriculum_lr"], hp["curriculum_eval_every"], mix,
+                                stages=hp["curriculum"])
     if hp["phase2_steps"]:
         # Phase 2: the same tasks with Colored Objects weighing more, a new AdamW and its own batches.
         seed_everything(seed + 1)
