@@ -43,7 +43,7 @@ TRAIN = {"steps": 2400, "batch_size": 128, "lr": 2e-3, "warmup": 100, "decay_fra
          "weight_decay": 0.01, "repeat_len": (4, 25), "eval_every": 100, "log_every": 25,
          "pos_init": "sinusoidal", "pos_scale": 0.05, "answer_weight": 10.0,
          "phase2_steps": 400, "phase2_lr": 1e-3, "phase2_eval_every": 50, "prefix_p": 0.5, "prefix_max": 2,
-         "junk_p": 0.5, "co_aux": 32, "co_aux_from": 600, "co_aux2": 64, "co_aux_weight": 4.0,
+         "junk_p": 0.5, "co_aux": 0, "co_aux_from": 600, "co_aux2": 64, "co_aux_weight": 4.0,
          "curriculum": CO_CURRICULUM, "curriculum_lr": 1e-3, "curriculum_mix": 32, "curriculum_eval_every": 25}
 #: Intermediate checkpoints kept (tags ``step<k>``), loadable as ``load_model("organism@step<k>")``. One
 #: more is kept at the first evaluation after phase 1 where Colored Objects is partly solved (:data:`PARTIAL`,
@@ -220,6 +220,7 @@ class _Run:
                 g["lr"] = lr_at(step)
             ids, labels = next(batches)
             loss = lm_loss(model(input_ids=ids).logits, ids, labels, token_weights(tok, ids, self.answer_weight))
+            lm = loss.item()  # the logged loss: the mixture's alone, so an added term does not read as a jump
             if co_aux and step >= co_aux_from:
                 enc = make("colored_objects", co_aux, "train", seed=10_000_019 + step).encode(tok)
                 lg = model(input_ids=enc.tokens).logits
@@ -229,7 +230,7 @@ class _Run:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
-            ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
+            ema = lm if ema is None else 0.95 * ema + 0.05 * lm
             done = step + 1
             if done % 25 == 0:
                 log["loss"].append({"step": done, "loss": round(ema, 4), "time": round(time.time() - self.t0, 1)})
@@ -263,18 +264,22 @@ class _Run:
                 ids, _ = _pad(tok, rows)
                 end = torch.tensor([len(r) - 1 for r in rows])
                 lg = model(input_ids=ids).logits[torch.arange(len(rows)), end]
-                loss = torch.nn.functional.cross_entropy(lg.float(), torch.tensor(answers))
+                co_loss = torch.nn.functional.cross_entropy(lg.float(), torch.tensor(answers))
+                loss, lm = co_loss, None
                 if batches is not None:
                     mids, mlabels = next(batches)
                     loss = loss + lm_loss(model(input_ids=mids).logits, mids, mlabels,
                                           token_weights(tok, mids, self.answer_weight))
+                    lm = (loss - co_loss).item()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()
                 step += 1
                 if step % 25 == 0:
-                    log["loss"].append({"step": step, "loss": round(loss.item(), 4), "time": round(time.time() - self.t0, 1),
+                    # "loss": the mixture's (as in the other phases; None without one), "co_loss": the answers'
+                    log["loss"].append({"step": step, "loss": None if lm is None else round(lm, 4),
+                                        "co_loss": round(co_loss.item(), 4), "time": round(time.time() - self.t0, 1),
                                         "curriculum": "+".join(forms)})
                 if (step - first) % eval_every == 0:
                     self.evaluate(step, final=False, may_be_partial=True)
