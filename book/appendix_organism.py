@@ -371,6 +371,21 @@ if IS_ORGANISM:
 #   out 0.98 (train 0.997), a/an 1.00, counting 1.00, induction 1.00, with a partly-solved checkpoint kept on
 #   the way (step 2,800); its worst held-out IOI rule ("met" join) is 0.865, under the bar's 0.90, and IOI
 #   with unseen names is 0.185. Seed 1's training log (100 prompts): Colored Objects 0.99, IOI 0.93.
+#   Measured the same way, seed 1 (resumed from its phase 1): Colored Objects 0.98, IOI held out 0.89 (its
+#   phase 1 ended at 0.91), worst rule 0.79, unseen names 0.065. Seed 0's partly-solved checkpoint: Colored
+#   Objects 0.485 held out and 0.46 on the classic phrasing (GPT-2 medium: 0.496) with IOI 0.94 and induction
+#   0.99, a healthy model half-way through the task. **Its dropout twin formed no induction heads** (0.04 at
+#   step 2,400; 0.03 at step 2,000 of a 3,600-step run, stopped), so neither it nor the curriculum after it
+#   worked. The culprit was the Colored Objects answer loss added to phase 1 from step 600 (v4's): without it
+#   (v7, the branch's commit 6a66f7e) seed 0's induction accuracy crosses 0.5 between steps 800 and 900
+#   (with it, between 1,300 and 1,400), the dropout twin's between 1,000 and 1,100 (1.00 at step 1,300,
+#   where the shipped twin formed them too), the curriculum still forms Colored Objects (seed 0: partly solved at step 2,725, 0.98 by step
+#   2,775), and the retrain takes 1,832 s with another run sharing the machine (phase 1 1,256 s, curriculum
+#   229 s, phase 2 346 s). v7 seed 0 on the three prompt sets x 200: IOI held out 0.978 (train 0.998),
+#   worst held-out rule 0.885 (the "met" join, bar 0.90), Colored Objects 0.99 held out (0.97 classic),
+#   a/an 1.00, counting 0.99, induction 1.00, IOI with unseen names 0.275. That summed loss had also put a
+#   jump into the logged curve at step 600 (the answer loss added to it); the log now keeps the mixture's
+#   loss alone.
 #
 # ## Retrains: what reproduces, and how closely
 #
