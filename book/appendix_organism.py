@@ -355,22 +355,38 @@ if IS_ORGANISM:
 #   recovered, as the third phase two items up did) or a task that is easier to start on; it is still open.
 # - **A curriculum forms Colored Objects on both seeds tried (2026-12-02, later; branch `organism-v4`, not
 #   shipped yet).** The lookup the task needs (the color written just *before* an earlier copy of the asked
-#   object) was asked in steps, with the answer loss alone (`experiments/organism-co-plateau/co_min.py`):
-#   first *at* the object ("blue cup red pen green book . cup" -> blue), then one token after it ("... cup
-#   ?"), then at the object inside a real prompt (the prompt cut after the question's object), then at the
-#   prompt's end. From the v4 phase-1 models (seeds 0 and 1, step 2,400), the first form was learned within
-#   50-100 steps (0.96-0.99 held out; with 64 prompts a step, seed 1 learned it on one draw of prompts and
-#   stayed at chance for 650 steps on another; with 256 a step, in 100 steps on that draw), each later form
-#   within 50-100 steps of being added, and the end-of-prompt answer reached 0.87-0.90 about 100 steps into
-#   the last stage. Asked directly, the same models stayed at chance: one token after the object (600 steps,
-#   both seeds), the full prompt at 256 a step (200 steps, seed 1). A fresh model stayed at chance even on
-#   the first form (900 steps): the lookup builds on heads the mixture trains first. Run as a phase between
-#   v4's two (150 + 100 + 200 steps, 256 or 128 prompts a step, plus 32 mixture sequences a step: without
-#   them induction fell to 0.01 and IOI to 0.5 during the curriculum, and seed 1's IOI ended at 0.75), seed 0
-#   ends, on this card's three prompt sets x 200, at Colored Objects 1.00 held out (0.998 classic), IOI held
-#   out 0.98 (train 0.997), a/an 1.00, counting 1.00, induction 1.00, with a partly-solved checkpoint kept on
-#   the way (step 2,800); its worst held-out IOI rule ("met" join) is 0.865, under the bar's 0.90, and IOI
-#   with unseen names is 0.185. Seed 1's training log (100 prompts): Colored Objects 0.99, IOI 0.93.
+#   object) was asked in steps, with the answer loss alone (`experiments/organism-co-plateau/co_min.py`): first
+#   *at* the object ("blue cup red pen green book . cup" -> blue), then one token after it ("... cup ?"), then
+#   at the object inside a real prompt (the prompt cut after the question's object), then at the prompt's end.
+#   From the v4 phase-1 models (seeds 0 and 1, step 2,400), the first form was learned within 50-100 steps
+#   (0.96-0.99 held out; with 64 prompts a step, seed 1 learned it on one draw of prompts and stayed at chance
+#   for 650 steps on another; with 256 a step, in 100 steps on that draw), each later form within 50-100 steps
+#   of being added, and the end-of-prompt answer reached 0.87-0.90 about 100 steps into the last stage. Asked
+#   directly, the same models stayed at chance: one token after the object (600 steps, both seeds), the full
+#   prompt at 256 a step (200 steps, seed 1). A fresh model stayed at chance even on the first form (900 steps):
+#   the lookup builds on heads the mixture trains first. Run as a phase between v4's two (150 + 100 + 200 steps,
+#   256 or 128 prompts a step, plus 32 mixture sequences a step: without them induction fell to 0.01 and IOI to
+#   0.5 during the curriculum, and seed 1's IOI ended at 0.75), seed 0 ends, on this card's three prompt sets x
+#   200, at Colored Objects 1.00 held out (0.998 classic), IOI held out 0.98 (train 0.997), a/an 1.00, counting
+#   1.00, induction 1.00, with a partly-solved checkpoint kept on the way (step 2,800); its worst held-out IOI
+#   rule ("met" join) is 0.865, under the bar's 0.90, and IOI with unseen names is 0.185. Measured the same way,
+#   seed 1 (resumed from its phase 1): Colored Objects 0.98, IOI held out 0.89 (its phase 1 ended at 0.91),
+#   worst rule 0.79, unseen names 0.065. Seed 0's partly-solved checkpoint: Colored Objects 0.485 held out and
+#   0.46 on the classic phrasing (GPT-2 medium: 0.496) with IOI 0.94 and induction 0.99, a healthy model
+#   half-way through the task. **Its dropout twin formed no induction heads** (0.04 at step 2,400; 0.03 at step
+#   2,000 of a 3,600-step run, stopped), so neither it nor the curriculum after it worked. The culprit was the
+#   Colored Objects answer loss added to phase 1 from step 600 (v4's): without it (v7, the branch's commit
+#   6a66f7e) seed 0's induction accuracy crosses 0.5 between steps 800 and 900 (with it, between 1,300 and
+#   1,400), the dropout twin's between 1,000 and 1,100 (1.00 at step 1,300, where the shipped twin formed them
+#   too), the curriculum still forms Colored Objects (seed 0: partly solved at step 2,725, 0.98 by step 2,775),
+#   and the retrain takes 1,832 s with another run sharing the machine (phase 1 1,256 s, curriculum 229 s, phase
+#   2 346 s). v7 seed 0 on the three prompt sets x 200: IOI held out 0.978 (train 0.998), worst held-out rule
+#   0.885 (the "met" join, bar 0.90), Colored Objects 0.99 held out (0.97 classic), a/an 1.00, counting 0.99,
+#   induction 1.00, IOI with unseen names 0.275. That summed loss had also put a jump into the logged curve at
+#   step 600 (the answer loss added to it); the log now keeps the mixture's loss alone. The v7 dropout twin also
+#   forms Colored Objects in the curriculum (1.00 at the end), but its IOI ends at 0.71 held out (training log,
+#   100 prompts; 0.53 at step 2,000, 0.70 at 2,300): not yet a twin for chapter 4's backup comparison, which is
+#   why no v7 organism is shipped yet.
 #
 # ## Retrains: what reproduces, and how closely
 #
