@@ -7,6 +7,7 @@ Everything goes through ``TransformerBridge.boot_transformers`` and ``enable_com
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import time
@@ -105,6 +106,20 @@ def checkpoint_tags(include_final: bool = True) -> list[str]:
     steps = sorted(int(p.name[4:]) for p in root.glob("step*") if p.is_dir() and p.name[4:].isdigit()) \
         if root.is_dir() else []
     return [f"organism@step{k}" for k in steps] + (["organism"] if include_final else [])
+
+
+def partial_checkpoint() -> str:
+    """The organism's checkpoint where Colored Objects is partly solved, e.g. ``"organism@step2725"``.
+
+    Training keeps it automatically (``helpers.organism.train.PARTIAL``) and names it in the training log's
+    ``partial_checkpoint``; a retrain may place it at another step, so chapters read it from there.
+    """
+    log_path = ORGANISM_DIR / "train_log.json"
+    tag = json.loads(log_path.read_text()).get("partial_checkpoint") if log_path.exists() else None
+    if not tag or not (ORGANISM_DIR / "checkpoints" / tag).is_dir():
+        raise FileNotFoundError(f"the organism in {ORGANISM_DIR} has no partly-solved checkpoint "
+                                "(its train_log.json names none, or that checkpoint is missing)")
+    return f"organism@{tag}"
 
 
 def resolve(name: str) -> tuple[str, str]:
