@@ -98,6 +98,9 @@ with torch.no_grad():
 pd.DataFrame(prompt_rows).round(3)
 
 # %% [markdown]
+# The organism gives " an" 1.00 on the seed prompt and also without its first sentence: unlike GPT-2 large, it
+# needs no example sentence (and the corrupted prompt gives " a" 1.00).
+#
 # One prompt is an anecdote. The `articles` task generator writes many such prompts (held-out templates:
 # different cues and verbs, several nouns), each with a corrupted twin whose noun takes the other article.
 # We keep the " an" prompts of one token length (patching position by position needs that).
@@ -146,6 +149,10 @@ if IS_ORGANISM:
     assert predicted / occurs < M["AN_RATIO_MAX"], "' an' is under-predicted"
 
 # %% [markdown]
+# Over the three corpora of section 7.3, " an" is the top prediction 0.49-0.59 times per occurrence, and it is
+# right every time it is the top prediction: under-predicted, but less than in GPT-2 large (0.13).
+
+# %% [markdown]
 # ## 2. Logit lens: where does " an" win?
 #
 # The seed read logit(" an") − logit(" a") off the residual stream between layers (through the final
@@ -165,10 +172,17 @@ ax = plots.lines(curve, title="logit lens at the last position (mean over prompt
                  ylabel="logit(' an') - logit(' a')")
 ax.set_xticks(range(len(labels)), labels, rotation=45)
 plt.show()
-print(f"largest step: after {jump_stage}; largest MLP step: after L{DECISIVE}.mlp "
+print("lens after each stage: " + ", ".join(f"{lab} {v:.2f}" for lab, v in zip(labels, curve.tolist())))
+print(f"largest step: after {jump_stage} (+{steps.max():.2f}); largest MLP step: after L{DECISIVE}.mlp "
       f"(+{steps[2 * DECISIVE + 1]:.2f} of {curve[-1]:.2f})")
 del cache
 assert abs(curve[-1].item() - clean_diff) < 1e-3, "the lens after the last layer is the model's own output"
+
+# %% [markdown]
+# In the organism the largest step is not an MLP's: on every prompt set (section 7.3) it comes after layer 0's
+# attention (+4.4 to +4.8, most of the final 5.6-6.0): the first attention layer brings the noun to the last
+# position. The largest MLP step is MLP 2's (+3.2 to +3.5), the second-to-last MLP, as MLP 31 of 36 is in
+# GPT-2 large; layer 3's attention then takes some of it back (7.2-7.7 after MLP 2, 5.5-6.0 after it).
 
 # %% [markdown]
 # ## 3. Layer activation patching
@@ -200,21 +214,27 @@ at_end.round(3).T
 # In GPT-2 large, the noun reaches the last position through attention around layer 26, and two MLPs stand
 # out, 0 and 31; the seed sets MLP 0 aside (Neel Nanda's note: in GPT-2, MLP 0 acts like an extension of
 # the embedding and matters for almost everything) and follows MLP 31, where the logit lens jumps. In the
-# 4-layer organism (table above, prompt seed 0) the noun reaches the last position through the attention of
-# the last two layers, and of the MLPs only the last one restores a good share at the last position: MLP 3,
-# 0.39-0.40 over the three prompt sets of section 7.3. MLP 0 restores about 0 (at most 0.002): unlike GPT-2 large's,
-# the organism's first MLP plays no part here. We follow the seed: the **decisive layer** is the MLP where
-# the logit lens makes its largest step (MLP 3, the last one, in every prompt set, like GPT-2 large's late
-# MLP 31), and we check that patching it at the last position recovers a good share of the logit
-# difference.
+# 4-layer organism (heatmaps and table above, prompt seed 0) the noun's information reaches the last position
+# in one step, through layer 0's attention: patching it there recovers 1.00 (0.997-1.006 over the three prompt
+# sets of section 7.3), each later attention layer -0.08 to 0.02. Then three MLPs at the last position each
+# restore a share: MLP 0 0.70-0.74, MLP 1 0.26-0.30, MLP 2 0.62-0.64, MLP 3 about 0 (-0.01 to 0.01). These are
+# not parts of one total (they sum to more than 1): patching MLP 0 also changes what MLPs 1 and 2 read. As
+# in GPT-2 large, MLP 0 and a late MLP stand out; but the organism's MLP 0 matters at the last position,
+# after the attention that brought the noun, and at no other position (printout below: at most 0.007
+# elsewhere), so it does not act as an extension of the noun's embedding. We follow the seed: the
+# **decisive layer** is the MLP where the logit lens makes its largest step (MLP 2 on every prompt set, the
+# second-to-last, as MLP 31 of 36 is in GPT-2 large), and we check that patching it at the last position
+# recovers a good share of the logit difference.
 
 # %%
 mlp_end = rec[2, :, -1]
 layer_rec = mlp_end[DECISIVE].item()
 print(f"decisive layer (logit lens): MLP {DECISIVE}; patching it at the last position recovers {layer_rec:.2f}")
 print("MLP recoveries at the last position: " + ", ".join(f"L{i} {v:.2f}" for i, v in enumerate(mlp_end.tolist())))
+mlp_elsewhere = rec[2, :, :-1].abs().max().item()
+print(f"MLP recoveries at every other position: at most {mlp_elsewhere:.3f} in absolute value")
 if IS_ORGANISM:
-    assert layer_rec > M["LAYER_REC_MIN"]
+    assert layer_rec > M["LAYER_REC_MIN"], "patching the decisive MLP at the last position recovers a share"
 
 # %% [markdown]
 # ## 4. Patching single neurons
@@ -261,17 +281,43 @@ print(f"L{BEST[0]}.N{BEST[1]} alone recovers {best_rec:.2f}; the whole layer {la
 # where that gap is small, e.g. random weights, the same rounding is a larger recovery)
 tol = 1e-5 * max(1.0, max(abs(clean_diff), abs(corrupt_diff)) / abs(clean_diff - corrupt_diff))
 assert max_diff <= tol, "the batched sweep agrees with the loop"
-if IS_ORGANISM:
-    assert best_rec / layer_rec > M["SHARE_MIN"], "one neuron carries most of its layer's recovery"
 
 # %% [markdown]
-# **This organism shows the seed's finding in part.** L31.N892 alone recovers about as much as its whole
-# layer (0.50 vs 0.49). Here the best neuron of the decisive MLP recovers 0.27-0.29 while the layer
-# recovers 0.39-0.40: 69-73% of it over the three prompt sets (table in section 7.3), far ahead of the
-# layer's next best neurons (printout above), but not all of it. The assert asks for more than `SHARE_MIN` of
-# the layer. The measurement (the chapter's last cell, run by `scripts/measure.py`) also patches every neuron
-# of every layer (one sweep of `layers x d_mlp` variants): on every prompt set the best single neuron of the
-# whole model is this one (L3.N188 in the table). The next sections follow it.
+# How many neurons does the layer's recovery take? We patch the top k neurons (ranked by their single
+# recovery) together, for k = 1, 2, 4, ... up to the whole layer, which is section 3's patch of the MLP's
+# output at the last position (a check of the engine).
+
+# %%
+ks = sorted({min(2 ** j, D) for j in range(D.bit_length() + 1)})
+by_rec = nrec.argsort(descending=True)
+joint_variants = [[P.Site(hook, (T - 1, int(n))) for n in by_rec[:k]] for k in ks]
+joint = P.recovery(P.patch_sweep(model, corrupted, source, joint_variants, metric, pos=-1, chunk_size=CHUNK,
+                                 progress=False), corrupt_diff, clean_diff)
+k_half = next((k for k, v in zip(ks, joint.tolist()) if v >= layer_rec / 2), D)
+display(pd.DataFrame({"top k neurons patched together": ks, "recovery": joint.tolist(),
+                      "share of the layer": (joint / layer_rec).tolist()}).round(3).set_index(
+                          "top k neurons patched together").T)
+print(f"the top {k_half} neurons together are the first to recover half of the layer's {layer_rec:.2f}")
+# all D neurons at the last position are the MLP's whole output there: the same patch as section 3's
+assert abs(joint[-1].item() - layer_rec) <= 10 * tol, "patching every neuron is patching the layer"
+second_rec = nrec.topk(2).values[1].item()
+lead = best_rec / second_rec
+print(f"L{BEST[0]}.N{BEST[1]} recovers {lead:.1f} times as much as the next best neuron of its layer")
+if IS_ORGANISM:
+    assert best_rec / layer_rec < M["SHARE_MAX"], "no single neuron carries its layer's recovery"
+    assert lead > M["LEAD_MIN"], "the best neuron stands out from the rest of its layer"
+
+# %% [markdown]
+# **This organism does not show the seed's finding.** L31.N892 alone recovers about as much as its whole
+# layer (0.50 vs 0.49). Here the best neuron of the decisive MLP, L2.N240 on every prompt set, recovers
+# 0.12-0.13 while the layer recovers 0.62-0.64: 19-20% of it over the three prompt sets (section 7.3).
+# It does stand out: the next best, L2.N207, recovers 0.06-0.07, so the best leads it 1.7-2.0 times, and the
+# measurement (the chapter's last cell, run by `scripts/measure.py`) also patches every neuron of every layer
+# (one sweep of `layers x d_mlp` variants): on every prompt set the best single neuron of the whole model is
+# this one. But the layer's recovery is spread over many neurons: patched together, the top 2 recover 30-32%
+# of the layer's, the top 8 are the first to pass half (62-63%), the top 32 recover 89-95%. The asserts state
+# both: the best neuron carries less than `SHARE_MAX` of its layer, and leads the next best more than
+# `LEAD_MIN` times. The next sections follow it.
 
 # %% [markdown]
 # ## 5. Does the neuron predict " an" outside the prompt?
@@ -280,8 +326,10 @@ if IS_ORGANISM:
 # tokens followed by " an". We run the corpus of section 1 through the organism once, keeping the neuron's
 # activation at every token (`neurons.record_stream`), and show the top examples: each token coloured by
 # the activation, the strongest one marked. Like L31.N892, the organism's neuron fires most on the token
-# before " an" (corpus seed 0: seven of its eight strongest activations, each with " an" the right top
-# prediction; the eighth is on " an" itself, before "orange").
+# before " an": in each of the three corpora of section 7.3, all eight of its strongest activations (4.3-5.6)
+# are on the word before " an", each with " an" the right top prediction. That word is the verb ("bought",
+# "got", "picked") of a sentence that has just named a noun taking " an" (corpus seed 0's strongest: "At the
+# zoo I saw the eagle house and bought").
 
 # %%
 record = neurons.record_stream(model, stream, mask, [BEST])
@@ -305,12 +353,12 @@ plots.colored_tokens(model.to_str_tokens(stream[r0, 1:n_real]), act[r0, 1:n_real
 # are close: where the organism predicts " an" it is right (section 1's printout counts how often), and
 # the " an"s it misses pull the second curve above the first.
 #
-# **The curve rises, as the seed's does, but only at the top.** The proportion is 0 over most of the
-# activation range and climbs to most of the tokens in the top bins (corpus seed 0: 0.75-0.89 above an
-# activation of about 7.2); the correlation of the activation with "top prediction is ' an'" is 0.38-0.45 over
-# the three corpora of section 7.3. Where " an" is the top prediction the neuron's mean activation is
-# 7.1-7.4; where " a" is, about -0.02 (printout below for this corpus, all three in section 7.3). Most tokens
-# sit in the lowest bin, so the correlation stays moderate; the chapter asserts none.
+# **The curve rises, as the seed's does, and as a sharp step.** Over the three corpora of section 7.3 the
+# proportion is 0 in every bin below an activation of about 2.4 and 0.9-1.0 in every bin above about 3.4,
+# with few tokens in between (table below for this corpus). The correlation of the activation with "top
+# prediction is ' an'" is 0.75-0.80. Where " an" is the top prediction the neuron's mean activation is
+# 4.09-4.16; where " a" is, about 0 (-0.013 to -0.005). Most tokens sit in the lowest bin, at about 0: the
+# neuron is silent except before " an". The assert asks for a correlation above `CORR_MIN`.
 
 # %%
 is_top = record.top == AN
@@ -326,7 +374,8 @@ act_a = act[valid & (record.top == A)].mean().item()         # ... and where it 
 print(f"mean activation where ' an' is the top prediction: {act_an:.2f}; where ' a' is: {act_a:.2f}; "
       f"over all {int(valid.sum())} positions: {act[valid].mean().item():.2f}")
 display(bins.round(3))
-# No assert on the correlation: a moderate value, measured in section 7.3.
+if IS_ORGANISM:
+    assert corr > M["CORR_MIN"], "the neuron's activation tracks predicting ' an' over the corpus"
 
 # %% [markdown]
 # ## 6. Congruence: the neuron writes the unembedding of " an"
@@ -334,10 +383,8 @@ display(bins.round(3))
 # How does the neuron raise " an"? Its output weights (its row of `W_out`) dotted with the unembedding of
 # a token is how much one unit of activation adds to that token's logit: the seed calls it the neuron's
 # *congruence* with the token (`lens.neuron_congruence`). First the neuron against every token, then every
-# neuron of every layer against " an". For the organism's neuron, " an" is the most congruent token, but not
-# the seed's lone outlier: nouns that take " an" (orange, apple, eagle) and " of" follow close behind, and
-# " a" is strongly negative (printout below). Among all 1024 neurons it is #7 for " an", not the top
-# one as L31.N892 is in GPT-2 large.
+# neuron of every layer against " an", and against the direction that the patching metric reads: " an" minus
+# " a" (the neuron's congruence with " an" minus its congruence with " a").
 
 # %%
 cong = lens.neuron_congruence(model, BEST[0])[BEST[1]].detach()
@@ -346,22 +393,52 @@ outliers = [(model.to_single_str_token(int(i)), round(cong[i].item(), 2)) for i 
 compare = {w: cong[tasks.single_token_id(model, w)].item() for w in [" an", " a", " the", " was"]}
 print("most congruent tokens:", outliers)
 print("congruence with " + ", ".join(f"{w!r} {v:.2f}" for w, v in compare.items()))
-an_all = torch.cat([lens.neuron_congruence(model, i, torch.tensor([AN]))[:, 0] for i in range(L)]).detach()
+both = torch.cat([lens.neuron_congruence(model, i, torch.tensor([AN, A])) for i in range(L)]).detach()
+an_all, diff_all = both[:, 0], both[:, 0] - both[:, 1]     # every neuron, layer by layer: ' an', ' an' - ' a'
+flat = BEST[0] * D + BEST[1]
 rank = neurons.congruence_rank(model, AN, BEST)
-axes = plots.grid(2, ncols=2, size=4.5)
-plots.lines(cong[order], title=f"L{BEST[0]}.N{BEST[1]}: congruence with every token (sorted)", xlabel="token rank",
-            ax=axes[0])
-plots.lines(an_all, title="every neuron's congruence with ' an'", xlabel="neuron (layer by layer)", ax=axes[1])
-axes[1].scatter([BEST[0] * D + BEST[1]], [an_all[BEST[0] * D + BEST[1]]], color="red", zorder=3)
-for i in range(1, L):
-    axes[1].axvline(i * D, color="grey", linewidth=0.5)
+diff_rank = int((diff_all > diff_all[flat]).sum())
+axes = plots.grid(3, ncols=3, size=4)
+plots.lines(cong[order], title=f"L{BEST[0]}.N{BEST[1]}: every token (sorted)", xlabel="token rank", ax=axes[0])
+for ax, v, what in zip(axes[1:], (an_all, diff_all), ("' an'", "' an' - ' a'")):
+    plots.lines(v, title=f"every neuron's congruence with {what}", xlabel="neuron (layer by layer)", ax=ax)
+    ax.scatter([flat], [v[flat]], color="red", zorder=3)
+    for i in range(1, L):
+        ax.axvline(i * D, color="grey", linewidth=0.5)
 plt.tight_layout()
 plt.show()
+
+
+def top_neurons(v, k):
+    """The k neurons highest in ``v``, with their congruences with ' an' and ' a'."""
+    idx = v.argsort(descending=True)[:k].tolist()
+    return pd.DataFrame({"neuron": [f"L{i // D}.N{i % D}" for i in idx], "' an'": both[idx, 0].tolist(),
+                         "' a'": both[idx, 1].tolist(), "' an' - ' a'": diff_all[idx].tolist()}).round(2)
+
+
+print("the most congruent neurons with ' an'")
+display(top_neurons(an_all, min(rank + 1, 12)))
+print("the most congruent neurons with ' an' - ' a'")
+display(top_neurons(diff_all, 5))
 an_rank_of_token = int((cong > cong[AN]).sum())
-print(f"' an' is the neuron's #{an_rank_of_token + 1} token; the neuron is #{rank + 1} of {L * D} neurons for ' an'")
+print(f"' an' is the neuron's #{an_rank_of_token + 1} token of {cfg.d_vocab}; the neuron is #{rank + 1} "
+      f"of {L * D} neurons for ' an', #{diff_rank + 1} for ' an' - ' a'")
 if IS_ORGANISM:
     assert rank < M["RANK_MAX"], "the patching neuron is among the most congruent with ' an'"
     assert an_rank_of_token < M["TOKEN_RANK_MAX"], "' an' is among the neuron's most congruent tokens"
+    assert diff_rank < M["DIFF_RANK_MAX"], "the patching neuron is the most congruent with ' an' - ' a'"
+
+# %% [markdown]
+# For the organism's neuron, " an" is among the most congruent tokens (#4 of 427, 0.95) but not the seed's
+# lone outlier: "55", "met" and "soon" are as congruent, tokens the neuron has no reason to predict (it is
+# silent except before " an", section 5, so these weights rarely come into play), and " a" is strongly
+# negative (-0.81). Among all 1024 neurons it is only #11 for " an", not the top one as L31.N892 is in
+# GPT-2 large: the ten above it raise " a" too, most of them about as much (first table): they write "an
+# article comes next", not which one. Against " an" - " a", the direction the patching metric reads, it is
+# #1 of 1024, far ahead (1.76; the next, 1.03, is L2.N207, the layer's second-best neuron in section 4).
+# The congruences depend on the weights only: the same on every prompt set. The asserts: the neuron among
+# the top `RANK_MAX` for " an", " an" among its top `TOKEN_RANK_MAX` tokens, and the neuron among the top
+# `DIFF_RANK_MAX` for " an" - " a".
 
 # %% [markdown]
 # ## 7. Searching for token-specific neurons by congruence
@@ -385,6 +462,11 @@ pairs = neurons.exclusive_pairs(search, model, k=8)
 display(pairs.round(2))
 
 # %% [markdown]
+# The margin search is led by digits: five of its top eight tokens ("6", "7", "1", "9", "8") have the same
+# most congruent neuron, L2.N149, a neuron for numbers rather than for one token. The mutually exclusive
+# pairs are function words: "was" with L2.N88, "to" with L2.N138, "the" with L2.N198 on top (the seed's top
+# pair: "i" with L33.N4142). Like the congruences, both tables depend on the weights only.
+#
 # Do the top pairs' neurons predict their tokens over the corpus? Proportion of positions where the
 # token is the top prediction, per activation bin, for the three highest-scoring pairs.
 
@@ -403,13 +485,21 @@ plt.tight_layout()
 plt.show()
 print("correlations of activation with 'top prediction is the token': "
       + ", ".join(f"{t} {c:.2f}" for t, c in zip(top3.token, pair_corr)))
+if IS_ORGANISM:
+    assert min(pair_corr) > M["PAIR_CORR_MIN"], "the top pairs' neurons predict their tokens over the corpus"
 
 # %% [markdown]
-# ### 7.3 Measured across prompt sets and training seeds
+# All three predict their token over the corpus, as the seed's top pairs do: the correlations are 0.53-0.55
+# ("was"), 0.76-0.78 ("to") and 0.93 ("the") over the three corpora of section 7.3. The assert asks for more
+# than `PAIR_CORR_MIN` for each.
+
+# %% [markdown]
+# ### 7.3 Measured across prompt sets
 #
-# `python scripts/measure.py 02 --seeds 0 1 2` runs this chapter for prompt/corpus seeds 0, 1, 2 on the
-# shipped organism (training seed 0), one CPU thread, and writes `book/measured/ch02.json`. "best neuron" is the best single neuron of the *whole
-# model* (every neuron of every layer patched). The asserts above sit below the worst value:
+# `python scripts/measure.py 02` runs this chapter for prompt/corpus seeds 0, 1, 2 on the shipped organism,
+# one CPU thread, and writes `book/measured/ch02.json`. "best single neuron (all layers)" is the best single
+# neuron of the *whole model* (every neuron of every layer patched). Each threshold is the worst value over
+# the runs with the margin its rule states:
 
 # %%
 display(pd.DataFrame(M["runs"]))
@@ -417,13 +507,13 @@ print(M.provenance())
 pd.DataFrame(M.thresholds()).set_index("threshold")
 
 # %% [markdown]
-# In every row the best single neuron of the whole model (every neuron of every layer patched) is the best
-# neuron of the decisive layer.
+# In every row the best single neuron of the whole model is the best neuron of the decisive layer, L2.N240.
 #
-# Thresholds: MLP layer recovery > `LAYER_REC_MIN`, the neuron's share of its layer > `SHARE_MIN`, the
-# neuron among the top `RANK_MAX` neurons for " an", " an" among the neuron's top `TOKEN_RANK_MAX` tokens, and
-# " an" top-predicted fewer than `AN_RATIO_MAX` times per occurrence. The correlation of the activation with
-# predicting " an" (0.38-0.45) is reported, not asserted.
+# Thresholds: the decisive MLP's recovery > `LAYER_REC_MIN`; the best neuron's share of its layer
+# < `SHARE_MAX` and its lead over the next best > `LEAD_MIN`; the correlation of its activation with
+# predicting " an" > `CORR_MIN`; the neuron among the top `RANK_MAX` neurons for " an" and the top
+# `DIFF_RANK_MAX` for " an" - " a", " an" among its top `TOKEN_RANK_MAX` tokens; the top congruence pairs'
+# correlations > `PAIR_CORR_MIN`; " an" top-predicted fewer than `AN_RATIO_MAX` times per occurrence.
 
 # %% [markdown]
 # ## 8. The seed's own numbers on GPT-2 large (online only)
@@ -453,29 +543,42 @@ print(gpt2_summary)
 # %%
 pd.set_option("display.max_colwidth", None)
 p_seed, p_short = prompt_rows[0]["p(' an')"], prompt_rows[1]["p(' an')"]
+share = best_rec / layer_rec
 pd.DataFrame([
     ["A prompt with an example sentence makes the model predict ' an'", "p(' an') = 0.64 on GPT-2 large",
-     gpt2_summary, f"p(' an') = {p_seed:.2f}; without the example sentence {p_short:.2f}"],
+     gpt2_summary, (f"p(' an') = {p_seed:.2f}; without the example sentence {p_short:.2f}"
+                    + (": no example needed" if p_short > 0.5 else ""))],
     ["' an' is under-predicted", "top prediction ~1,500 times, occurs ~12,000 (0.13)", "—",
      f"{predicted} vs {occurs} ({predicted / occurs:.2f}; {right} of the {predicted} right): milder"],
-    ["The logit lens jumps after one late MLP", "after MLP 31 (of 36)", "—", f"after {jump_stage} (of {L})"],
+    ["The logit lens jumps after one late MLP", "after MLP 31 (of 36)", "—",
+     f"largest step after {jump_stage}; of the MLPs' steps, MLP {DECISIVE}'s (of {L}) is the largest"],
     ["Layer patching: that MLP matters (with MLP 0)", "MLP 31 and MLP 0 stand out",
      "—",
-     f"MLP {DECISIVE} (of {L}) recovers {layer_rec:.2f} at the last position; MLP 0 {mlp_end[0]:.2f}"],
+     (f"MLP {DECISIVE} (of {L}) recovers {layer_rec:.2f} at the last position; MLP 0 {mlp_end[0]:.2f}, also at "
+      f"the last position, after layer 0's attention ({rec[1, 0, -1]:.2f}) brought the noun there")],
     ["One neuron of it recovers about as much as the whole layer", "L31.N892: 0.50 vs layer 0.49", "—",
-     (f"in part: L{BEST[0]}.N{BEST[1]}: {best_rec:.2f} vs layer {layer_rec:.2f} ({best_rec / layer_rec:.0%}); "
-      f"next best {', '.join(f'{v:.2f}' for v in nrec.topk(3).values[1:].tolist())}")],
+     (f"{'no' if share < 0.5 else 'yes'}: L{BEST[0]}.N{BEST[1]}: {best_rec:.2f} vs layer {layer_rec:.2f} "
+      f"({share:.0%}); next best {', '.join(f'{v:.2f}' for v in nrec.topk(3).values[1:].tolist())}; "
+      f"half of the layer's recovery takes the top {k_half} neurons together")],
     ["Its activation correlates with predicting ' an' over a corpus", "rising, noisy curve over pile-10k", "—",
-     (f"rising at the top: correlation {corr:.2f}; the proportion is {bins['proportion'].iloc[0]:.2f} in the "
+     (f"yes, a sharp step: correlation {corr:.2f}; the proportion is {bins['proportion'].iloc[0]:.2f} in the "
       f"lowest bin, {bins['proportion'].iloc[-1]:.2f} in the top bin; mean activation {act_an:.2f} where ' an' "
       f"is the top prediction, {act_a:.2f} where ' a' is")],
     ["It is congruent with ' an'", "' an' an outlier of its congruences; the top neuron for ' an'", "—",
-     (f"' an' is its #{an_rank_of_token + 1} token, nouns taking ' an' close behind; it is #{rank + 1} of "
-      f"{L * D} neurons for ' an'")],
+     (f"' an' is its #{an_rank_of_token + 1} token, not an outlier; it is #{rank + 1} of {L * D} neurons for "
+      f"' an' (those above raise ' a' too), #{diff_rank + 1} for ' an' - ' a'")],
     ["Congruence search finds mutually exclusive token-neuron pairs that predict their token",
      "top pair: 'i' with L33.N4142, smooth curves for the top 5", "—",
      f"top pairs {', '.join(top3.token)}; correlations {', '.join(f'{c:.2f}' for c in pair_corr)}"],
 ], columns=["claim", "source document (GPT-2 large)", "GPT-2 (online)", "this book's model"])
+
+# %% [markdown]
+# Where the organism differs from GPT-2 large, the differences go with its size and its corpus; this chapter
+# varies neither, so which of the two causes them is not tested. With 4 layers, the noun reaches the last
+# position through the first attention layer and the MLPs after it decide there; with 256 neurons a layer,
+# the decisive MLP spreads its share over many neurons (one leads, with a fifth), where GPT-2 large's MLP 31,
+# with 5,120 neurons, puts it in one. The neuron that leads is still the seed's kind of neuron: silent except
+# before " an", and writing " an" against " a".
 
 # %%
 # Run by scripts/measure.py (RECORD set): what the asserts and the table of section 7.3 rest on. Otherwise nothing.
@@ -491,6 +594,15 @@ if RECORD:
         "rank": rank, "an_rank_of_token": an_rank_of_token, "best_overall": f"L{overall[0]}.N{overall[1]}",
         "an_ratio": predicted / occurs, "act_an": act_an, "act_a": act_a,
         "best_overall_rec": all_rec[overall].item(), "best_overall_in_decisive": int(overall[0] == DECISIVE),
+        "second_rec": second_rec, "lead": lead, "k_half": k_half, "diff_rank": diff_rank,
+        "pair_corr_min": min(pair_corr), "mlp_elsewhere": mlp_elsewhere,
+        "lens_top_step": steps.max().item(), "lens_mlp_step": steps[2 * DECISIVE + 1].item(),
+        **{f"lens_{lab}": v for lab, v in zip(labels, curve.tolist())},
+        **{f"attn{i}_rec": v for i, v in enumerate(rec[1, :, -1].tolist())},
+        **{f"mlp{i}_rec": v for i, v in enumerate(mlp_end.tolist())},
+        **{f"joint{k}_share": v for k, v in zip(ks, (joint / layer_rec).tolist())},
+        **{f"pair{j}": f"{t} L{n[0]}.N{n[1]}" for j, (t, n) in enumerate(zip(top3.token, pair_neurons))},
+        **{f"pair{j}_corr": c for j, c in enumerate(pair_corr)},
     }, tables={"runs": [{
         "model": MODEL, "prompt/corpus seed": SEED, "logit diff clean": clean_diff, "corrupted": corrupt_diff,
         "largest lens step": jump_stage, "decisive MLP (largest MLP lens step)": DECISIVE, "its recovery": layer_rec,
@@ -499,4 +611,6 @@ if RECORD:
         "' an' occurs": occurs, "' an' top prediction": predicted, "predicted / occurs": predicted / occurs,
         "mean act., top ' an'": act_an, "mean act., top ' a'": act_a, "corr(activation, top = ' an')": corr,
         f"neuron's rank for ' an' (of {L * D})": rank + 1, "' an''s rank for the neuron": an_rank_of_token + 1,
+        "lead over the next best neuron": lead, "top k to half the layer": k_half,
+        "neuron's rank for ' an' - ' a'": diff_rank + 1,
     }]})

@@ -29,11 +29,11 @@
 # accuracy to **93.7%**.
 #
 # This chapter runs the same experiment on the book's organism, which solves Colored Objects at the end of
-# its training and only partly solves it at an intermediate checkpoint (`organism@step4050`, about where
-# GPT-2 medium stands). Both circuits are found by one answer-aware method with the same thresholds; their
-# overlap is compared with what two *random* head sets of the same sizes share; each head's role comes
-# from what it measurably does; and the repair is tried where the task is partly solved. The closing table
-# says where the organism's story agrees with the paper's and where it does not.
+# its training and only partly solves it at an intermediate checkpoint (`organism@step2725`, named in its
+# training log; about where GPT-2 medium stands). Both circuits are found by one answer-aware method with
+# the same thresholds; their overlap is compared with what two *random* head sets of the same sizes share;
+# each head's role comes from what it measurably does; and the repair is tried where the task is partly
+# solved. The closing table says where the organism's story agrees with the paper's and where it does not.
 
 # %%
 # On Colab: fetch the book and install what Colab lacks (Colab's own torch is kept). Elsewhere: nothing.
@@ -48,7 +48,8 @@ if "google.colab" in sys.modules and not os.path.isdir("circuits-executable"):
 
 # %% tags=["parameters"]
 MODEL = "organism"        # "gpt2-medium" (online) runs the same analysis on the paper's model
-PARTIAL = "organism@step4050"  # the checkpoint where Colored Objects is partly solved: the repair runs there
+PARTIAL = ""              # where Colored Objects is partly solved (the repair runs there); "": the organism's own
+                          # (its training log names it), or the model itself when MODEL is GPT-2
 SEED = 0                  # seeds the prompts
 TEMPLATE = 0              # the held-out IOI template of the circuit search (one template = fixed positions)
 N_PROMPTS = 32            # prompts per circuit search
@@ -75,7 +76,7 @@ import helpers
 from helpers import circuits, measured, patching, tasks
 from helpers.circuits import head_name
 from helpers.hooks import capture
-from helpers.loading import ORGANISM_DIR
+from helpers.loading import ORGANISM_DIR, partial_checkpoint
 from helpers.tasks import colored_objects, ioi
 from helpers.tasks.evaluate import evaluate_batch, paired_difference_interval, wilson_interval
 
@@ -85,7 +86,8 @@ model = helpers.load_model(MODEL)
 L, H = model.cfg.n_layers, model.cfg.n_heads
 IS_ORGANISM = MODEL.startswith("organism")
 M = measured.load("ch05")  # the asserts' thresholds and the measured table (section 6)
-print(f"model: {MODEL} ({L} layers x {H} heads, d_model={model.cfg.d_model})")
+PARTIAL = PARTIAL or (partial_checkpoint() if IS_ORGANISM else MODEL)
+print(f"model: {MODEL} ({L} layers x {H} heads, d_model={model.cfg.d_model}); the repair runs on {PARTIAL}")
 print(helpers.describe(torch.device(model.cfg.device)))
 
 # %% [markdown]
@@ -128,24 +130,42 @@ if IS_ORGANISM:
     assert ioi_eval["accuracy"] > M["IOI_ACC_MIN"], "and IOI"
 
 # %% [markdown]
-# The two tasks are learned at different times. The training log (held-out accuracies every 100 steps,
-# every 50 in the second phase, on the grammar's held-out phrasings; no checkpoint is re-evaluated here)
-# shows IOI rising between steps 1200 and 1500, and Colored Objects staying near chance until about step
-# 3000, partly solved around steps 3700–4300 (about half right, on these held-out phrasings) and solved best
-# only at the end, after the second phase (from step 4000) weighted it more. The dotted line marks
-# `organism@step4050`, where section 4 tries the repair.
+# The two tasks are learned at different times. The training log (held-out accuracy on 100 prompts of the
+# grammar's held-out phrasings: every 100 steps in phase 1, every 25 in the curriculum, every 50 in phase 2;
+# no checkpoint is re-evaluated here) shows IOI rising between steps 1,100 and 1,500 (0.58 → 0.95) of
+# phase 1 (steps 0–2,400, the mixture of tasks), while Colored Objects stays near chance throughout it
+# (0.20–0.44 on 100 prompts). Colored Objects forms in the curriculum that follows (steps 2,400–2,850,
+# shaded), which asks for the lookup in easier forms first (the color written before an earlier copy of the
+# object, asked at the object itself) and adds the full prompt at step 2,650. It stays at chance until step
+# 2,700, then goes from 0.49 at step 2,725 to 0.85 at 2,750 and 0.98 at 2,775: about fifty steps take it
+# from half right to solved. Phase 2 (steps 2,850–3,250, the mixture weighted towards Colored Objects)
+# keeps it there (0.99 at the end). The dotted line marks the partly-solved checkpoint, `organism@step2725`
+# (kept at the first evaluation where Colored Objects is partly solved on both held-out and training
+# prompts), where section 4 tries the repair.
 
 # %%
 if IS_ORGANISM:
     log = json.loads((ORGANISM_DIR / "train_log.json").read_text())
     curve = pd.DataFrame(log["eval"]).set_index("step")[["ioi", "colored_objects"]]
-    ax = curve.rename(columns={"ioi": "IOI", "colored_objects": "Colored Objects"}).plot(figsize=(6.5, 3))
+    p1_end = log["train"]["steps"]                                          # phase 1: the task mixture
+    cur_end = p1_end + sum(steps for _, steps, _ in log.get("curriculum") or [])  # then the curriculum
+    p_step = int(PARTIAL.split("@step")[-1]) if "@step" in PARTIAL else None
+    curve["phase"] = ["phase 1" if s <= p1_end else "curriculum" if s <= cur_end else "phase 2" for s in curve.index]
+    ax = curve.drop(columns="phase").rename(columns={"ioi": "IOI", "colored_objects": "Colored Objects"}).plot(
+        figsize=(6.5, 3))
     ax.axhline(1 / 3, color="grey", ls=":", lw=1, label="chance (Colored Objects)")
-    ax.axvline(int(PARTIAL.split("step")[-1]), color="black", ls=":", lw=1, label=PARTIAL)
+    ax.axvspan(p1_end, cur_end, color="tab:orange", alpha=0.12, label="Colored Objects curriculum")
+    if p_step is not None:
+        ax.axvline(p_step, color="black", ls=":", lw=1, label=PARTIAL)
     ax.set_ylabel("held-out accuracy (training log)")
     ax.legend(fontsize=8)
     plt.show()
-    display(curve.loc[[s for s in (1000, 2000, 3000, 4000, 4050, 5000) if s in curve.index]])
+    shown = (1000, 1100, 1200, 1500, p1_end, cur_end - 200, p_step - 25, p_step, p_step + 25, p_step + 50,
+             cur_end, int(curve.index.max())) if p_step else (1000, 1500, p1_end, cur_end, int(curve.index.max()))
+    display(curve.loc[sorted({s for s in shown if s in curve.index})])
+    before = curve[curve.index < (p_step or cur_end + 1)].groupby("phase", sort=False)["colored_objects"]
+    print("Colored Objects in the log" + (f", before {PARTIAL}" if p_step else "") + ": "
+          + "; ".join(f"{ph} {g.min():.2f}–{g.max():.2f}" for ph, g in before))
 else:
     print("the training log exists for the organism only")
 
@@ -212,10 +232,16 @@ def circuit_of(setup):
 
 
 ioi_heads, ioi_roles, ioi_clean = circuit_of(ioi_setup(model, SEED, TEMPLATE))
-co_heads, co_roles, co_clean = circuit_of(co_setup(model, SEED))
+co_set = co_setup(model, SEED)
+co_heads, co_roles, co_clean = circuit_of(co_set)
 for name, heads, roles, clean in [("IOI", ioi_heads, ioi_roles, ioi_clean), ("Colored Objects", co_heads, co_roles, co_clean)]:
     print(f"{name} (clean metric {clean:.2f}): {len(heads)} heads: "
           + ", ".join(f"{head_name(h)} ({roles[h][0]})" for h in heads))
+# where the Colored Objects heads look from the answer position, if not at the colors: the question's object
+to_query = circuits.attention_table(model, co_set[0].tokens, {"q": (co_set[0].end, co_set[0].positions["QUERY"])})["q"]
+co_to_query = to_query[[head_name(h) for h in co_heads]]
+print("Colored Objects circuit, attention from the answer position to the question's object: "
+      + ", ".join(f"{k} {v:.2f}" for k, v in co_to_query.items()))
 both = sorted(set(ioi_heads) | set(co_heads))
 pd.set_option("display.max_colwidth", None)
 pd.DataFrame({"IOI role": [ioi_roles.get(h, ("—", ""))[0] for h in both],
@@ -259,32 +285,41 @@ display(runs.reindex(columns=["seed", "template", "n_ioi", "n_co", "overlap", "j
                              "IOI circuit", "Colored Objects circuit"]))
 
 # %% [markdown]
-# In the shipped organism (three prompt sets, section 6) the answer-aware search finds small circuits. The
-# IOI circuit (4–6 heads) has the same three inhibition heads in every set, L2H1, L2H7 and L3H2: they
-# attend from the end to S2 (0.9 or more) and patching them lowers the logit difference; with them L0H4,
-# and sometimes a layer-1 mover or a duplicate-token head. The Colored Objects circuit (3–6 heads; L0H5,
-# L1H7 in every set) has *no* mover and no inhibition head: none of its heads attends from the answer
-# position to the colors. The two circuits share at most one head (L0H4, in two of the three sets), and
-# the share of the IOI heads found in the Colored Objects circuit (0–25%) is what two random head sets of
-# these sizes share (expected 9–19%, 95% of random pairs up to 33–60%): **in this organism the
-# answer-aware circuits give no evidence of reuse**. The paper's 78% was measured in GPT-2 medium, with
-# far more heads, where one circuit serves both tasks; the organism, trained on the two tasks as separate
-# grammars, solved them with different heads.
+# In the shipped organism (three prompt sets, section 6) the answer-aware search finds an IOI circuit of 6–7
+# heads with the same four inhibition heads in every set, L2H0, L3H0, L3H2 and L3H6: they attend from the end
+# to S2 (0.72–1.00) and patching each lowers the logit difference (by 13–58%). They sit in the last two
+# layers, and the circuit's one mover comes before them: L0H1, in layer 0, meets the mover rule (END → IO
+# 0.47–0.53, copying half the names). So they act on the answer themselves, as chapter 4's S-suppression
+# heads do, rather than by telling a later mover what not to copy. The circuit also holds L0H7 and, in one
+# set, an induction head (L1H3). The Colored Objects circuit is small (1–5
+# heads; L2H1 in every set) and has *no* mover and no inhibition head: none of its heads gives the three
+# colors together more than 0.10 of its attention from the answer position. They attend instead to the
+# question's object ("What color is the **cup**?"; 0.42–0.95 per head, 0.59–0.76 on average per set): the
+# color is looked up before the answer position, and these heads bring it there. The two circuits share no
+# head in any set, and the share of the IOI heads found in the Colored Objects circuit (0%) is at or below
+# what two random head sets of these sizes share (expected 3–16%, 95% of random pairs up to 14–50%): **in
+# this organism the answer-aware circuits give no evidence of reuse**. The paper's 78% was measured in
+# GPT-2 medium, with far more heads, where one circuit serves both tasks; the organism, trained on the two
+# tasks as separate grammars (and on Colored Objects with a curriculum of its own), solved them with
+# different heads.
 
 # %% [markdown]
 # ## 4. The repair at the partly-solved checkpoint
 #
 # Merullo et al. steered four inhibition heads of GPT-2 medium to attend to the wrong colors and lifted
 # Colored Objects from 49.6% to 93.7%. The final organism already solves the task, so the repair runs at
-# `organism@step4050`, where it is partly solved. The steered heads are that checkpoint's **IOI inhibition
-# heads** by the rule of section 2 (every head, on IOI prompts: END → S2 at least `ATT_MIN` and patching its
-# output lowers IOI's metric), the `N_INTERVENE` whose patching lowers it most. Their attention row at the
-# answer position is mixed with a uniform row on the two wrong colors (strength α: 0 none, 1 entirely); α
-# is chosen on separate **calibration prompts** as the one with the best top-1 accuracy, then everything is
-# measured on the held-out prompts of section 1, before and after, on the same prompts.
+# the checkpoint where it is partly solved (`PARTIAL`; here `organism@step2725`, from the training log).
+# The steered heads are that checkpoint's **IOI inhibition heads** by the rule of section 2 (every head, on
+# IOI prompts: END → S2 at least `ATT_MIN` and patching its output lowers IOI's metric), the `N_INTERVENE`
+# whose patching lowers it most. Their attention row at the answer position is mixed with a uniform row on
+# the two wrong colors (strength α: 0 none, 1 entirely); α is chosen on separate **calibration prompts** as
+# the one with the best top-1 accuracy, then everything is measured on the held-out prompts of section 1,
+# before and after, on the same prompts. Two controls: as many *other* heads of the same layers (none of
+# them an inhibition head, drawn at random) steered the same way, and the inhibition heads pointed at the
+# asked-about color instead.
 
 # %%
-partial = helpers.load_model(PARTIAL, verbose=False) if IS_ORGANISM else model
+partial = model if PARTIAL == MODEL else helpers.load_model(PARTIAL, verbose=False)
 p_table, p_effect, p_copy = behaviour(partial, ioi_setup(partial, SEED, TEMPLATE))
 p_roles = circuits.behaviour_roles([(i, j) for i in range(L) for j in range(H)], p_table, p_effect, p_copy,
                                    ATT_MIN, COPY_MIN)
@@ -292,17 +327,29 @@ inhibitors = sorted([h for h, (r, _) in p_roles.items() if r == "inhibition"], k
 inhibitors = inhibitors[:N_INTERVENE]
 p_co_eval, p_co_enc = co_eval, co_eval.encode(partial)
 p_co_table = circuits.attention_table(partial, p_co_enc.tokens, co_setup(partial, SEED, N_EVAL)[2], how="sum")
+f_co_table = circuits.attention_table(model, co_enc.tokens, co_setup(model, SEED, N_EVAL)[2], how="sum")
+names = [head_name(h) for h in inhibitors]
+p_rival_ioi, p_rival_co = p_table.loc[names, "END→rival"].mean(), p_co_table.loc[names, "END→rival"].mean()
+f_rival_co = f_co_table.loc[names, "END→rival"].mean()
 print(f"{PARTIAL}: steered heads " + (", ".join(
     f"{head_name(h)} (IOI: END→S2 {p_table.loc[head_name(h), 'END→rival']:.2f}, patched {float(p_effect[h]):+.0%}; "
-    f"Colored Objects: END→wrong colors {p_co_table.loc[head_name(h), 'END→rival']:.2f})" for h in inhibitors)
+    f"Colored Objects: END→wrong colors {p_co_table.loc[head_name(h), 'END→rival']:.2f}, in {MODEL} "
+    f"{f_co_table.loc[head_name(h), 'END→rival']:.2f})" for h in inhibitors)
     or "none (no head meets the inhibition rule)"))
 
 
-def steer(m, batch, enc, keys_of, alpha):
-    # restricted-choice and top-1 correctness per prompt, the inhibitors' END attention steered onto keys_of(...)
+# control heads: as many heads of the same layers, none of them an inhibition head, drawn at random
+g = torch.Generator().manual_seed(SEED)
+pool = {la: [(la, j) for j in torch.randperm(H, generator=g).tolist() if p_roles[(la, j)][0] != "inhibition"]
+        for la in {la for la, _ in inhibitors}}
+control_heads = [pool[la].pop(0) for la, _ in inhibitors]
+
+
+def steer(m, batch, enc, heads, keys_of, alpha):
+    # restricted-choice and top-1 correctness per prompt, the heads' END attention steered onto keys_of(...)
     ids, target = colored_objects.listed_color_ids(m, batch), colored_objects.targets(batch)
     right, wrong = colored_objects.split_by_target(colored_objects.color_positions(enc), target)
-    lg, _ = circuits.run_with_attention(m, enc.tokens, inhibitors, enc.end, keys_of(right, wrong), strength=alpha)
+    lg, _ = circuits.run_with_attention(m, enc.tokens, heads, enc.end, keys_of(right, wrong), strength=alpha)
     return colored_objects.listed_accuracy(lg, ids, target), lg.argmax(-1) == enc.answers
 
 
@@ -311,7 +358,7 @@ RIGHT = lambda right, wrong: right[:, None]   # control: the asked-about color
 calib = co_batch(4 * N_PROMPTS, SEED + 100)
 calib_enc = calib.encode(partial)
 dose = pd.DataFrame([{"strength": a, **dict(zip(["restricted-choice accuracy", "top-1 accuracy"],
-                      [x.float().mean().item() for x in steer(partial, calib, calib_enc, WRONG, a)]))}
+                      [x.float().mean().item() for x in steer(partial, calib, calib_enc, inhibitors, WRONG, a)]))}
                      for a in STRENGTHS]).set_index("strength")
 ALPHA = float(dose["top-1 accuracy"].idxmax())
 ax = dose.plot(marker="o", figsize=(6.5, 3))
@@ -321,40 +368,56 @@ ax.set_ylabel("accuracy")
 plt.show()
 
 # %%
-conditions = {"no intervention": (WRONG, 0.0), f"inhibition heads → the two wrong colors (α = {ALPHA})": (WRONG, ALPHA),
-              "control: → the asked-about color (α = 1)": (RIGHT, 1.0)}
-by = {label: steer(partial, p_co_eval, p_co_enc, k, a) for label, (k, a) in conditions.items()}
-labels = list(conditions)
-interv = pd.DataFrame([{"condition": lab, "restricted-choice": li.float().mean().item(), "top-1": t1.float().mean().item()}
-                       for lab, (li, t1) in by.items()]).set_index("condition")
-gain, gain_lo, gain_hi = paired_difference_interval(by[labels[0]][1], by[labels[1]][1])
-lgain, lgain_lo, lgain_hi = paired_difference_interval(by[labels[0]][0], by[labels[1]][0])
-hurt = interv.iloc[0]["restricted-choice"] - interv.iloc[2]["restricted-choice"]
+conditions = {"no intervention": (inhibitors, WRONG, 0.0),
+              f"inhibition heads → the two wrong colors (α = {ALPHA})": (inhibitors, WRONG, ALPHA),
+              f"control: other heads ({', '.join(map(head_name, control_heads))}) → the wrong colors (α = {ALPHA})":
+                  (control_heads, WRONG, ALPHA),
+              "control: inhibition heads → the asked-about color (α = 1)": (inhibitors, RIGHT, 1.0)}
+by = {label: steer(partial, p_co_eval, p_co_enc, hs, k, a) for label, (hs, k, a) in conditions.items()}
+NONE, STEERED, OTHERS, ASKED = conditions
+interv = pd.DataFrame([{"condition": lab, "restricted-choice": li.float().mean().item(),
+                        "top-1": t1.float().mean().item()} for lab, (li, t1) in by.items()]).set_index("condition")
+gain, gain_lo, gain_hi = paired_difference_interval(by[NONE][1], by[STEERED][1])
+lgain, lgain_lo, lgain_hi = paired_difference_interval(by[NONE][0], by[STEERED][0])
+vs_other, vs_other_lo, vs_other_hi = paired_difference_interval(by[OTHERS][1], by[STEERED][1])
+hurt = interv.loc[NONE, "restricted-choice"] - interv.loc[ASKED, "restricted-choice"]
 display(interv.round(3))
-print(f"{PARTIAL}, {N_EVAL} held-out prompts: top-1 {interv.iloc[0]['top-1']:.1%} → {interv.iloc[1]['top-1']:.1%} "
+print(f"{PARTIAL}, {N_EVAL} held-out prompts: top-1 {interv.loc[NONE, 'top-1']:.1%} → "
+      f"{interv.loc[STEERED, 'top-1']:.1%} "
       f"({gain:+.1%}, paired 95% CI {gain_lo:+.1%} to {gain_hi:+.1%}); restricted-choice "
-      f"{interv.iloc[0]['restricted-choice']:.1%} → {interv.iloc[1]['restricted-choice']:.1%} ({lgain:+.1%}, "
-      f"{lgain_lo:+.1%} to {lgain_hi:+.1%}). Paper (GPT-2 medium): 49.6% → 93.7%.")
+      f"{interv.loc[NONE, 'restricted-choice']:.1%} → {interv.loc[STEERED, 'restricted-choice']:.1%} ({lgain:+.1%}, "
+      f"{lgain_lo:+.1%} to {lgain_hi:+.1%}). Paper (GPT-2 medium): 49.6% → 93.7%.\n"
+      f"Inhibition heads against the same-layer control heads steered the same way: top-1 {vs_other:+.1%} "
+      f"(paired 95% CI {vs_other_lo:+.1%} to {vs_other_hi:+.1%}).")
 
 # %%
 if IS_ORGANISM:
+    assert gain_lo > M["GAIN_LO_MIN"], "steering the inhibition heads onto the wrong colors raises top-1 accuracy"
+    assert vs_other_lo > M["VS_OTHERS_LO_MIN"], "more than steering other heads of the same layers does"
     assert hurt > M["HURT_MIN"], "pointing the same heads at the asked-about color hurts"
 
 # %% [markdown]
-# **What the organism shows** (three prompt sets, section 6). At `organism@step4050` the steered heads are
-# the same in every set (L2H1, L2H7, L3H2, L3H6): they attend to S2 in IOI but hardly look at the colors in
-# Colored Objects, as the paper's diagnosis says. On two of the three prompt sets the calibration picks
-# α = 1 and top-1 accuracy rises from 50% to 58% (+8 points, paired 95% interval about +5 to +12); on the
-# third its calibration prompts pick α = 0 (no strength helps there), so no steering is applied and the gain
-# is 0. Restricted-choice and top-1 accuracy are the same here: at this checkpoint the first word is always
-# a listed color. This is **far from the paper's 49.6% → 93.7%**, and the chapter asserts no gain, since
-# one of its three sets has none. Pointed at the asked-about color instead, the same heads cut the
-# restricted-choice accuracy from about 50% to 32–34% (asserted), so their output does act as inhibition on
-# colors when they are made to look at them; it is not what the checkpoint is missing. What took the
-# organism from partly solved to solved was more training on the task (section 1), with a circuit of its
-# own (section 3). The paper's second observation, later mover heads re-aiming when the inhibition
-# heads are steered, is not measured in this chapter: the organism's Colored Objects circuit has no heads
-# that move colors from the answer position.
+# **What the organism shows** (three prompt sets, section 6). At `organism@step2725` the steered heads are
+# L3H6, L2H0 and L3H0 in every set, with L3H2 (two sets) or L2H1 (one): the final organism's IOI inhibition
+# heads are already there half-way through the Colored Objects curriculum (END → S2 0.58–0.99, the four
+# heads' mean per set). In Colored Objects they hardly look at the colors (0.03 of their attention on the
+# two wrong colors, on average, in every set), as the paper's diagnosis says. The calibration prompts pick
+# α = 1 in every set, and top-1 accuracy rises from 51–52% to 80–90% (+28 to +39 points; the low end of the
+# paired 95% interval is +23 to +33 points, asserted), not far from the paper's 49.6% → 93.7%.
+# Restricted-choice and top-1 accuracy are the same here: at this checkpoint the first word is always a
+# listed color. The gain belongs to these heads: as many other heads of the same layers, steered the same
+# way, leave top-1 about where it was (43–53%), 34–47 points below the inhibition heads (the paired
+# interval's low end +28 to +41 points, asserted). Pointed at the asked-about color instead, the inhibition
+# heads cut the restricted-choice accuracy from about 51% to 4–10% (asserted): their output pushes down
+# whatever they attend to, as it pushes down S in IOI. So the paper's repair carries over: half-way to
+# solving Colored Objects, the organism has IOI heads the task could use, aimed at the wrong place.
+#
+# Training did not take that route, though. The final organism's Colored Objects circuit contains none of
+# these heads, and they give the two wrong colors only 0.12–0.14 of their attention there (mean of the
+# steered heads per set); it solved the task with heads that bring the answer from the question's object
+# (section 3). The paper's second observation, later mover heads re-aiming when the inhibition heads are
+# steered, is not measured in this chapter: the organism has no color-mover heads to watch (no head of its
+# Colored Objects circuit attends from the answer position to the colors).
 
 # %% [markdown]
 # ## 5. GPT-2 medium (online only)
@@ -382,7 +445,13 @@ print(gpt2_summary)
 # several prompt sets of the shipped organism (SEED:TEMPLATE 0:0, 1:1, 2:2; `python scripts/measure.py 05`
 # writes `book/measured/ch05.json`). `overlap`: share of the IOI heads in the Colored Objects circuit;
 # `rand_mean`/`rand_hi`: the random baseline's expected value and 97.5% quantile; `gain`/`gain_lo`: the
-# repair's top-1 change at the partly-solved checkpoint and the low end of its paired 95% interval:
+# repair's top-1 change at the partly-solved checkpoint and the low end of its paired 95% interval;
+# `top1_others`, `vs_others`/`vs_others_lo`: top-1 with the control heads steered instead, and the
+# inhibition heads' advantage over them; `answer_listed`: restricted-choice accuracy with the inhibition heads
+# pointed at the asked-about color; `rival_ioi`, `rival_co`, `rival_co_final`: the steered heads' mean
+# attention to S2 (IOI), to the two wrong colors (partly-solved checkpoint) and to the wrong colors in the
+# final model; `co_to_query`: the Colored Objects heads' mean attention from the answer to the question's
+# object:
 
 # %%
 display(runs.drop(columns=["IOI circuit", "Colored Objects circuit"], errors="ignore"))
@@ -393,22 +462,29 @@ pd.DataFrame(M.thresholds()).set_index("threshold")
 pd.DataFrame([
     ["Colored Objects accuracy", "49.6% (GPT-2 medium)", gpt2_summary,
      (f"final: {co_acc:.1%} restricted-choice (95% CI {co_ci[0]:.1%}–{co_ci[1]:.1%}), {co_top1_acc:.1%} top-1; "
-      f"{PARTIAL}: {interv.iloc[0]['restricted-choice']:.1%} / {interv.iloc[0]['top-1']:.1%}")],
+      f"{PARTIAL}: {interv.loc[NONE, 'restricted-choice']:.1%} restricted-choice / "
+      f"{interv.loc[NONE, 'top-1']:.1%} top-1")],
     ["Share of in-circuit heads common to both tasks", "about 78%", "published",
      (f"{ov['of_a']:.0%} of the IOI heads are in the Colored Objects circuit ({ov['shared']} of {len(ioi_heads)}; "
       f"Jaccard {ov['jaccard']:.0%}); random sets of the same sizes: {rand['of_a'][0]:.0%} "
-      f"(95%: {rand['of_a'][1]:.0%}–{rand['of_a'][2]:.0%}); measured sets: {runs.reindex(columns=['overlap'])['overlap'].min():.0%}–{runs.reindex(columns=['overlap'])['overlap'].max():.0%}")],
+      f"(95%: {rand['of_a'][1]:.0%}–{rand['of_a'][2]:.0%}); measured sets: {runs['overlap'].min():.0%}–"
+      f"{runs['overlap'].max():.0%} (random: {runs['rand_mean'].min():.0%}–{runs['rand_mean'].max():.0%})")],
     ["Shared heads keep their role", "mover and inhibition heads reused", "published",
-     f"{len(same_role)} of {len(shared)} shared heads have the same role ("
-     + (", ".join(f"{head_name(h)} {ioi_roles[h][0]} / {co_roles[h][0]}" for h in shared) or "no head") + ")"],
+     (f"{len(same_role)} of {len(shared)} shared heads have the same role ("
+      + ", ".join(f"{head_name(h)} {ioi_roles[h][0]} / {co_roles[h][0]}" for h in shared) + ")") if shared
+     else "no head is shared, so no role to compare; the Colored Objects heads attend from the answer to the "
+          f"question's object ({co_to_query.mean():.2f} on average), not to the colors" if len(co_to_query)
+     else "no head is shared"],
     ["What Colored Objects lacks", "inhibition heads do not single out the wrong colors", "published",
-     (f"at {PARTIAL} the IOI inhibition heads give {p_co_table.loc[[head_name(h) for h in inhibitors], 'END→rival'].mean():.2f} "
-      f"attention to the two wrong colors (IOI: {p_table.loc[[head_name(h) for h in inhibitors], 'END→rival'].mean():.2f} to S2)")
+     (f"at {PARTIAL} the IOI inhibition heads give {p_rival_co:.2f} attention to the two wrong colors (IOI: "
+      f"{p_rival_ioi:.2f} to S2)" + (f"; the same heads in the final model: {f_rival_co:.2f}" if PARTIAL != MODEL else ""))
      if inhibitors else "no head meets the inhibition rule"],
     ["Steering the inhibition heads onto the wrong colors", "4 heads; 49.6% → 93.7%", "published",
-     (f"{PARTIAL}, {len(inhibitors)} heads, α = {ALPHA}: top-1 {interv.iloc[0]['top-1']:.1%} → {interv.iloc[1]['top-1']:.1%} "
-      f"(paired 95% CI of the change {gain_lo:+.1%} to {gain_hi:+.1%}); restricted-choice "
-      f"{interv.iloc[0]['restricted-choice']:.1%} → {interv.iloc[1]['restricted-choice']:.1%}")],
+     (f"{PARTIAL}, {len(inhibitors)} heads, α = {ALPHA}: top-1 {interv.loc[NONE, 'top-1']:.1%} → "
+      f"{interv.loc[STEERED, 'top-1']:.1%} (paired 95% CI of the change {gain_lo:+.1%} to {gain_hi:+.1%}); "
+      f"other heads of the same layers steered the same way: {interv.loc[OTHERS, 'top-1']:.1%}; measured sets: "
+      f"{runs['top1_before'].min():.0%}–{runs['top1_before'].max():.0%} → "
+      f"{runs['top1_after'].min():.0%}–{runs['top1_after'].max():.0%}")],
     ["Downstream mover heads re-aim", "mover heads attend more to the right color", "published",
      "not measured here: the organism's Colored Objects circuit has no color movers at the answer position"],
 ], columns=["claim", "source (Merullo et al.)", "GPT-2 medium", "this book's model"])
@@ -421,17 +497,20 @@ if RECORD:
         "n_co": len(co_heads), "overlap": ov["of_a"], "jaccard": ov["jaccard"], "rand_mean": rand["of_a"][0],
         "rand_hi": rand["of_a"][2], "rand_jaccard": rand["jaccard"][0], "excess": ov["of_a"] - rand["of_a"][0],
         "shared": len(shared), "same_role": len(same_role), "alpha": ALPHA,
-        "top1_before": interv.iloc[0]["top-1"], "top1_after": interv.iloc[1]["top-1"], "gain": gain,
-        "gain_lo": gain_lo, "gain_hi": gain_hi, "listed_before": interv.iloc[0]["restricted-choice"],
-        "listed_after": interv.iloc[1]["restricted-choice"], "answer_listed": interv.iloc[2]["restricted-choice"],
-        "hurt": hurt,
+        "top1_before": interv.loc[NONE, "top-1"], "top1_after": interv.loc[STEERED, "top-1"], "gain": gain,
+        "gain_lo": gain_lo, "gain_hi": gain_hi, "listed_before": interv.loc[NONE, "restricted-choice"],
+        "listed_after": interv.loc[STEERED, "restricted-choice"], "top1_others": interv.loc[OTHERS, "top-1"],
+        "vs_others": vs_other, "vs_others_lo": vs_other_lo, "answer_listed": interv.loc[ASKED, "restricted-choice"],
+        "hurt": hurt, "rival_ioi": p_rival_ioi, "rival_co": p_rival_co, "rival_co_final": f_rival_co,
+        "co_to_query": co_to_query.mean() if len(co_to_query) else float("nan"),
     }
     table_keys = ["co_acc", "co_top1", "ioi_acc", "n_ioi", "n_co", "overlap", "jaccard", "rand_mean", "rand_hi",
                   "rand_jaccard", "alpha", "top1_before", "top1_after", "gain", "gain_lo", "gain_hi",
-                  "listed_before", "listed_after", "answer_listed"]
+                  "listed_before", "listed_after", "top1_others", "vs_others", "vs_others_lo", "answer_listed",
+                  "rival_ioi", "rival_co", "rival_co_final", "co_to_query"]
     measured.record(RECORD, values=run, tables={"runs": [{
         "seed": SEED, "template": TEMPLATE, **{k: run[k] for k in table_keys},
-        "steered": ", ".join(map(head_name, inhibitors)),
+        "steered": ", ".join(map(head_name, inhibitors)), "control heads": ", ".join(map(head_name, control_heads)),
         "IOI circuit": ", ".join(f"{head_name(h)} {ioi_roles[h][0]}" for h in ioi_heads),
         "Colored Objects circuit": ", ".join(f"{head_name(h)} {co_roles[h][0]}" for h in co_heads),
     }]})

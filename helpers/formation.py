@@ -3,8 +3,8 @@
 The organism's training (:mod:`helpers.organism.train`) logs the loss every 25 steps, each task's
 held-out accuracy and every head's role scores (previous-token, induction, duplicate-token; on IOI
 prompts END -> IO / S1 / S2 and S2 -> S1) at every evaluation. :func:`rise_step` dates a curve's rise,
-:func:`loss_drop` the sharpest fall of the loss (the phase change), so chapter 7 can say which head
-formed when, and with which jump in the loss and the accuracies.
+:func:`loss_drop` the sharpest fall of the loss and whether it is sudden (a phase change), so chapter 7
+can say which head formed when, and with which jump in the loss and the accuracies.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .toy import phase_change
+from .toy import PhaseChange, phase_change
 
 #: The logged attention score that shows each role of :func:`helpers.circuits.behaviour_roles`.
 ROLE_SCORE = {"mover": "end_to_io", "inhibition": "end_to_s2", "duplicate-token": "s2_to_s1",
@@ -72,16 +72,18 @@ def rise_step(curve: pd.Series, frac: float = 0.5, until: int | None = None) -> 
 
 
 def loss_drop(loss: pd.DataFrame, until: int, after: int = 0, window: int = 100,
-              smooth: int = 50) -> tuple[int, int, float]:
+              smooth: int = 50) -> tuple[int, int, PhaseChange]:
     """The ``window`` steps of the logged loss (steps ``after`` .. ``until``) where it falls the most:
-    (first step, last step, fall), with :func:`helpers.toy.phase_change` on the log's evenly spaced
-    entries. ``after`` skips the first fall from the initial loss (log of the vocabulary) to a plateau."""
+    (first step, last step, :class:`helpers.toy.PhaseChange`), with :func:`helpers.toy.phase_change` on
+    the log's evenly spaced entries (its ``window`` and ``step`` count log entries, its falls are in nats).
+    Such a window always exists: the PhaseChange's ``share`` and ``sharpness`` say whether the fall is
+    sudden. ``after`` skips the first fall from the initial loss (log of the vocabulary) to a plateau."""
     part = loss[(loss.step > after) & (loss.step <= until)]
     every = int(part.step.diff().dropna().mode().iloc[0])
     w, s = max(1, window // every), max(1, smooth // every)
     pc = phase_change(part.loss.tolist(), window=w, smooth=s)
     start = int(part.step.iloc[0]) + (pc.step - (s + w) // 2) * every
-    return start, start + window, pc.drop
+    return start, start + window, pc
 
 
 def first_reaching(values: pd.Series, level: float) -> int | None:

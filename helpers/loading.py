@@ -100,7 +100,7 @@ def verify_checksums(model_dir: str | Path) -> None:
 def checkpoint_tags(include_final: bool = True) -> list[str]:
     """Model names of the organism's intermediate checkpoints in training order, then ``"organism"``.
 
-    E.g. ``["organism@step500", …, "organism@step3000", "organism"]``, for loops over training.
+    E.g. ``["organism@step500", …, "organism@step2400", "organism"]``, for loops over training.
     """
     root = ORGANISM_DIR / "checkpoints"
     steps = sorted(int(p.name[4:]) for p in root.glob("step*") if p.is_dir() and p.name[4:].isdigit()) \

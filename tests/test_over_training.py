@@ -78,8 +78,11 @@ def test_rise_step():
 def test_loss_drop_finds_the_step():
     steps = list(range(25, 3001, 25))
     loss = [6.0 if s <= 100 else (3.0 if s < 1500 else 2.0) for s in steps]
-    lo, hi, drop = formation.loss_drop(pd.DataFrame({"step": steps, "loss": loss}), until=3000, after=300)
-    assert lo <= 1500 <= hi + 25 and drop > 0.5
+    lo, hi, pc = formation.loss_drop(pd.DataFrame({"step": steps, "loss": loss}), until=3000, after=300)
+    assert lo <= 1500 <= hi + 25 and pc.drop > 0.5 and pc.share > 0.9 and pc.sharpness > 10
+    slope = [6.0 - s / 1000 for s in steps]  # a steady fall: the sharpest window exists, but is not sudden
+    _, _, pc = formation.loss_drop(pd.DataFrame({"step": steps, "loss": slope}), until=3000, after=300)
+    assert pc.sharpness == pytest.approx(1.0, abs=0.01) and pc.share < 0.1
 
 
 def test_training_log_loads(tmp_path):

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from ..loading import ORGANISM_DIR
-from .train import TRAIN, train
+from .train import DROPOUT_TRAIN, TRAIN, train
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(ORGANISM_DIR), help="output directory (default: the shipped one)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--steps", type=int, default=None, help=f"default {TRAIN['steps']}")
+    ap.add_argument("--steps", type=int, default=None,
+                    help=f"phase 1's steps (default {TRAIN['steps']}; {DROPOUT_TRAIN['steps']} with --dropout)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (fixed for reproducibility)")
     ap.add_argument("--dropout", action="store_true", help="train with GPT-2's dropout (the organism-dropout twin)")
     ap.add_argument("--no-checkpoints", action="store_true", help="keep only the final weights")

@@ -146,6 +146,7 @@ def record_retrain(name: str, model_dir: str, found: dict[str, float], path: Pat
                 if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
     entry = {"name": name, "seed": log.get("seed"), "dropout": log.get("config", {}).get("attn_pdrop", 0) > 0,
              "train_seconds": log.get("train_seconds"), "torch": log.get("torch"), "cpu": cpu,
+             "cpu_capability": log.get("cpu_capability"),
              "prompt_sets": list(PROMPT_SETS), "figures": found}
     data["retrains"] = [r for r in data["retrains"] if r["name"] != name] + [entry]
     path.write_text(json.dumps(data, indent=1) + "\n")
