@@ -43,7 +43,7 @@ if "google.colab" in sys.modules and not os.path.isdir("circuits-executable"):
     sys.path.insert(0, os.path.abspath("circuits-executable"))
 
 # %% tags=["parameters"]
-MODEL = "organism"   # or "gpt2-small" (needs network), "organism@step4050" (a checkpoint), "organism-dropout"
+MODEL = "organism"   # or "gpt2-small" (needs network), "organism@step2725" (a checkpoint), "organism-dropout"
 N_PROMPTS = 200      # prompts per task and structure
 SEED = 12345         # seed of the prompt sets
 RECORD = ""          # set by scripts/measure.py: the last cell writes this run's measurements there
@@ -99,21 +99,25 @@ print(model.to_str_tokens(prompt))
 # "the last name" and fell to chance on a new sentence frame. So every task is written by a grammar, and
 # the only reliable cue is the one the task is about:
 #
-# - **IOI**: the names at the start, after a subordinate clause, after a sentence adverb or after a
-#   scene-setting sentence; joined by "and", "with" or a verb ("saw", "called"); zero or one sentence in
-#   between; a third name right after S2 ("John, a friend of Kate, gave …") that the answer must skip, so
-#   S2 is often not the last name; ten final verbs. **Held out** (test split only): the join "met", two
-#   sentences in between, the third name in a sentence in between, the verbs "sent" and "showed", and the
-#   openings "As soon as", "That evening," and "It was early in the morning.".
-# - **Colored Objects**: 2–4 objects, four ways to list them and three to ask, with "a"/"an" agreeing
-#   with the color; a training text asks up to three questions about one scene. **Held out**: the list
-#   "The {surface} has … on it.", the question "Can you tell me the color of the …?", the frame
-#   "Question: … Answer:", and four of the twenty objects.
+# - **IOI**: the names at the start, after one of sixteen subordinate openings ("When", "Because", "By the
+#   time" …), a sentence adverb ("Then,", "Meanwhile," …) or a scene-setting sentence; joined by "and",
+#   "with" or a verb ("saw", "called"); zero or one sentence in between; a third name right after S2
+#   ("John, a friend of Kate, gave …") that the answer must skip, so S2 is often not the last name; ten
+#   final verbs. Half of the IOI training texts open with one to three random words right before the first
+#   name, or have a random word in place of the verb that joins the names, so neither the word before nor
+#   the word between the names is a cue. **Held out** (test split only): the join "met", two sentences in
+#   between, the third name in a sentence in between, the verbs "sent" and "showed", and the openings "As
+#   soon as", "That evening," and "It was early in the morning.".
+# - **Colored Objects**: 2–4 objects, six ways to list them, five to ask and four frames around them, with
+#   "a"/"an" agreeing with the color; a training text asks up to three questions about one scene. **Held
+#   out**: the list "The {surface} has … on it.", the question "Can you tell me the color of the …?", the
+#   frame "Question: … Answer:", and four of the twenty objects.
 # - **a/an**: cue × action templates; **held out**: one cue per category and a fifth of the other
 #   compositions. **Counting**: bare sequences or after a frame; **held out**: the frame "Let us count:"
 #   and a fifth of the (start, stop) sequences.
-# - **Filler** sentences use the held-out phrasings' words ("met", "sent", "Question: … Answer:") in
-#   other sentences, so the test splits hold out *structures*, not words.
+# - **Context**: half of the task texts follow one or two name-free sentences, so no task sits at fixed
+#   positions. **Filler** sentences use the held-out phrasings' words ("met", "sent", "Question: …
+#   Answer:") in other sentences, so the test splits hold out *structures*, not words.
 
 # %%
 mix = pd.DataFrame({"phase 1": organism.MIXTURE, "phase 2": organism.corpus.MIXTURE2})
@@ -131,21 +135,31 @@ for t in colored_objects.generate(3, split="test", seed=3).texts:
 # ## Training
 #
 # `python -m helpers.organism --out helpers/assets/organism --seed 0` retrains from scratch on one CPU
-# thread, in two phases:
+# thread, in three stages:
 #
-# 1. **4,000 steps** of 128 sequences, the mixture above (phase 1), AdamW at 2e-3 after a 100-step
+# 1. **2,400 steps** of 128 sequences of the mixture above (phase 1), AdamW at 2e-3 after a 100-step
 #    warm-up, a cosine decay over the last quarter. Colored Objects answers (the color after "A:") weigh
-#    10× in the loss: in the mixture a color answer is about one token in 3,000, and with a uniform loss
-#    the task stayed at chance.
-# 2. **1,000 steps** of the same tasks with Colored Objects at half of the sequences (phase 2), a new
-#    AdamW at 1e-3 with a cosine decay. Phase 2 starts from phase 1's saved weights, so
-#    `--resume-phase2 DIR` reproduces it from a finished phase 1.
+#    10× in the loss.
+# 2. **A Colored Objects curriculum** (phase 1b, 450 steps, `helpers.organism.train.CO_CURRICULUM`). Asked only at
+#    the end of a prompt, the task sits on a plateau at chance for hundreds to thousands of steps (*What was
+#    tried*, below). It needs one lookup, the color written just *before* an earlier copy of the asked
+#    object, and the curriculum asks for it in stages, with a loss on the answer alone: 150 steps *at* the
+#    object ("blue cup red pen green book . cup" → blue; 256 prompts a step), 100 steps also one token later
+#    ("… cup ?"), then 200 steps also inside real prompts, cut after the question's object, and at the end
+#    of real prompts (128 a step). A new AdamW at a constant 1e-3, and 32 mixture sequences every step so
+#    the other tasks are not forgotten meanwhile.
+# 3. **400 steps** of the same tasks with Colored Objects at a larger share (phase 2), plus the answer
+#    loss on 64 Colored Objects prompts a step (weighing 4×), a new AdamW at 1e-3 with a cosine decay.
 #
-# GPT-2's learned position embeddings are *initialised* with sinusoids (an initialisation only). The run
-# saves checkpoints at steps 500–3,000, at 4,000 (end of phase 1) and at the first phase-2 evaluation
-# where Colored Objects is partly solved (both held-out and training prompts between 45% and 75%: chapter
-# 5's repair runs there), and a log with every task's held-out accuracy and every head's attention scores
-# each 100 steps (50 in phase 2), plotted here.
+# Phases 1b and 2 start from phase 1's saved weights, so `--resume-phase2 DIR` reproduces them from a
+# finished phase 1 (checked bit-identical to a continuous run). GPT-2's learned position embeddings are
+# *initialised* with sinusoids (an initialisation only). The run saves checkpoints at steps 500, 1,000,
+# 1,500, 2,000 and 2,400 (end of phase 1), and at the first curriculum evaluation where Colored Objects is
+# partly solved (held-out and training prompts both between 45% and 75%; `helpers.loading.partial_checkpoint()`
+# names it): chapter 5's repair runs there. The log keeps every task's held-out accuracy and every head's
+# attention scores every 100 steps (25 in the curriculum, 50 in phase 2), plotted here; the loss is the
+# mixture's (an exponential moving average; in the curriculum, the 32 mixture sequences of each logged step),
+# the curriculum's answer loss beside it.
 
 # %%
 log = json.loads((ORGANISM_DIR / "train_log.json").read_text())
@@ -153,18 +167,24 @@ print({k: log[k] for k in ("seed", "train_seconds", "vocab_size", "partial_check
 loss = pd.DataFrame(log["loss"])
 acc = pd.DataFrame(log["eval"]).set_index("step")
 tasks_shown = ["induction", "articles", "counting", "ioi", "colored_objects"]
+end1 = log["train"]["steps"]  # end of phase 1
+end_cur = end1 + sum(k for _, k, _ in log.get("curriculum", []))  # end of the curriculum
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11.5, 3.8))
-ax1.plot(loss["step"], loss["loss"])
-ax1.set(xlabel="step", ylabel="training loss (EMA, weighted)", yscale="log", title="loss")
+ax1.plot(loss["step"], loss["loss"], lw=1, label="mixture (language-model loss)")
+if "co_loss" in loss:
+    ax1.plot(loss["step"], loss["co_loss"], lw=1.4, color="tab:purple", label="Colored Objects answers (curriculum)")
+ax1.set(xlabel="step", ylabel="training loss", yscale="log", title="loss")
+ax1.legend(fontsize=7)
 for col in tasks_shown:
     ax2.plot(acc.index, acc[col], lw=1.4, label=f"{col} (held-out)")
 ax2.plot(acc.index, acc["colored_objects_train"], lw=1, ls="--", color="tab:purple",
          label="colored_objects (training structures)")
-phase2 = log["train"]["steps"]
 ckpts = sorted(int(p.name[4:]) for p in (ORGANISM_DIR / "checkpoints").iterdir())
-for s in ckpts:
-    ax2.axvline(s, color="grey", lw=0.6, ls=":")
-ax2.axvspan(phase2, acc.index.max(), color="tab:orange", alpha=0.08, label="phase 2")
+for ax in (ax1, ax2):
+    ax.axvspan(end1, end_cur, color="tab:purple", alpha=0.08, label="curriculum" if ax is ax2 else None)
+    ax.axvspan(end_cur, acc.index.max(), color="tab:orange", alpha=0.08, label="phase 2" if ax is ax2 else None)
+for s_ in ckpts:
+    ax2.axvline(s_, color="grey", lw=0.6, ls=":")
 ax2.set(xlabel="step", ylabel="accuracy", title="tasks during training (dotted: checkpoints)")
 ax2.legend(fontsize=7, loc="lower right")
 plt.tight_layout()
@@ -178,15 +198,20 @@ print(formed.to_string())
 # %% [markdown]
 # Counting and a/an are learned first; **induction** arrives in a phase change (the jump in the curve)
 # and IOI, which in GPT-2 uses induction and duplicate-token heads, only after it. Colored Objects stays
-# at chance for most of phase 1 and forms late: it is partly solved at the end of phase 1 and solved on
-# training phrasings in phase 2.
+# at chance through the whole of phase 1, on training phrasings too, and leaves it in the curriculum's
+# last stage, within about a hundred steps; the partly-solved checkpoint is on that climb. Phase 2 keeps
+# it and the other tasks where they are.
 
 # %%
+co_phase1_max = acc.loc[acc.index <= end1, ["colored_objects", "colored_objects_train"]].max().max()
+print(f"Colored Objects in phase 1: at most {co_phase1_max:.2f} (chance 1/3); first at >= 90% held out: "
+      f"step {formed['colored_objects']} (curriculum: steps {end1}-{end_cur})")
 if IS_ORGANISM:
     assert formed["induction"] is not None and formed["ioi"] is not None
     assert formed["induction"] < formed["ioi"], "induction forms before IOI"
-    at_2000 = acc.loc[acc.index <= 2000, "colored_objects"].max()
-    assert at_2000 < M["CO_EARLY_MAX"], "Colored Objects is at chance in the first half of phase 1"
+    assert co_phase1_max < M["CO_PHASE1_MAX"], "Colored Objects is at chance through phase 1"
+    assert formed["colored_objects"] is not None and end1 < formed["colored_objects"] <= end_cur, \
+        "Colored Objects forms in the curriculum"
 
 # %% [markdown]
 # ## Held-out structures, task by task
@@ -216,23 +241,33 @@ plt.tight_layout()
 plt.show()
 
 # %%
-# The issue's bar (held-out structures) next to what the organism reaches. Bars not met are printed as
-# such; the asserts hold the organism to floors a little under its measured values (three prompt sets).
+# The issue's bar (held-out structures) next to what the organism reaches, with the training-structure
+# figure beside each. Bars not met are printed as such. The asserts below hold the organism to every bar
+# it met on all three measured prompt sets, and to floors a little under its measured values.
 ioi_worst = ioi_rules.loc[ioi_rules["accuracy"].idxmin()]
 row = {(r.task, r.structure): r for r in card.itertuples()}
-held = "held-out structures (all)"
-BAR = [("IOI, held-out structures", row["ioi", held].accuracy, 0.95),
-       (f"IOI, worst held-out rule ({ioi_worst['structure']})", ioi_worst["accuracy"], 0.90),
-       ("Colored Objects, held-out structures (top-1)", row["colored_objects", held].top1, 0.85),
-       ("a/an, held-out structures", row["articles", held].accuracy, 0.95),
-       ("counting, held-out structures (top-1)", row["counting", held].top1, 0.95),
-       ("induction (top-1)", row["induction", "random repeated tokens"].top1, 0.95)]
-check = pd.DataFrame(BAR, columns=["what", "measured", "bar"])
+held, train_s = "held-out structures (all)", "training structures"
+BAR = [("IOI, held-out structures", row["ioi", held].accuracy, row["ioi", train_s].accuracy, 0.95),
+       (f"IOI, worst held-out rule ({ioi_worst['structure']})", ioi_worst["accuracy"], row["ioi", train_s].accuracy, 0.90),
+       ("Colored Objects, held-out structures (top-1)", row["colored_objects", held].top1,
+        row["colored_objects", train_s].top1, 0.85),
+       ("a/an, held-out structures", row["articles", held].accuracy, row["articles", train_s].accuracy, 0.95),
+       ("counting, held-out structures (top-1)", row["counting", held].top1, row["counting", train_s].top1, 0.95),
+       ("induction (top-1)", row["induction", "random repeated tokens"].top1, float("nan"), 0.95)]
+check = pd.DataFrame(BAR, columns=["what", "measured", "training structures", "bar"])
 check["met"] = check["measured"] >= check["bar"]
 print(check.round(3).to_string(index=False))
+unseen = row["ioi", "unseen names"].accuracy
+print(f"IOI with names it never saw in an IOI text: {unseen:.3f}")
 
 # %%
 if IS_ORGANISM:
+    # the bars met on every measured prompt set (book/measured/appendix.json), asserted as the bars
+    assert row["ioi", held].accuracy >= 0.95, "IOI on held-out structures: bar 0.95"
+    assert row["colored_objects", held].top1 >= 0.85, "Colored Objects on held-out structures: bar 0.85"
+    assert row["articles", held].accuracy >= 0.95 and row["counting", held].top1 >= 0.95, "a/an, counting: bar 0.95"
+    assert row["induction", "random repeated tokens"].top1 >= 0.95, "induction: bar 0.95"
+    # the measured floors (the worst held-out IOI rule is below its bar of 0.90: see below)
     assert row["ioi", held].accuracy >= M["IOI_HELDOUT_MIN"]
     assert ioi_worst["accuracy"] >= M["IOI_WORST_RULE_MIN"]
     assert row["ioi", "training structures"].accuracy >= M["IOI_TRAIN_MIN"]
@@ -242,13 +277,32 @@ if IS_ORGANISM:
     assert row["articles", held].accuracy >= M["ARTICLES_HELDOUT_MIN"]
     assert row["counting", held].top1 >= M["COUNTING_HELDOUT_MIN"]
     assert row["induction", "random repeated tokens"].top1 >= M["INDUCTION_TOP1_MIN"]
-    print("the organism is at or above its measured floors")
+    print("the organism meets those bars and is at or above its measured floors")
+
+# %% [markdown]
+# ### Where it still fails
+#
+# - **One held-out IOI rule is under its bar.** The worst held-out rule is the "met" join ("{A} met {B} at the
+#   {PLACE}") on every prompt set: IO above S on 0.885 of its 200 prompts on each of the three, against a bar of
+#   0.90. Every other held-out rule, the held-out openings included, is at 0.955 or above (the next worst, over
+#   the three sets).
+# - **Names it never saw in an IOI text.** With IO drawn from the tenth of the names held out of IOI training
+#   (`split="test_names"`), IO is above S on 0.275–0.305 of the prompts: mostly the organism answers the
+#   repeated name. Its IOI mechanism works on the names it was trained on. The previous organism, trained
+#   without the random words around the names, did better here (0.93); whether those words are the cause is
+#   not established (*What was tried*, below).
+# - **A new final clause after a new join.** On a probe of phrasings the grammar never writes
+#   (`experiments/organism-co-plateau/probe5.py`, branch `organism-v4`, 200 prompts each), "{A} talked with {B}
+#   at the {PLACE}. Then {S} threw the {O} to" is answered right on 0.08 of ABBA prompts (IO first) and all
+#   BABA ones; every new opening word tried ("As", "it", "yes", "books", "walked", "we", "Count") and "{A} and
+#   {B} were at the {PLACE}" are at 1.00, "As soon as" at 0.83.
 
 # %% [markdown]
 # ## What was tried, and what it taught
 #
 # The runs below were all made on this 2-core machine, one thread each, with the code of this
-# repository at the time; only the last recipe is shipped.
+# repository at the time; only the last recipe is shipped. "The previous organism" is the one this book
+# shipped until 2026-12-02 (4,000 + 1,000 steps, no curriculum), measured here for the last time.
 #
 # - **A uniform loss leaves Colored Objects at chance.** The first grammar organism (Colored Objects
 #   answers weighing 3×, 14% of the sequences, 4,000 steps) solved a/an, counting and induction, but
@@ -259,20 +313,20 @@ if IS_ORGANISM:
 # - **IOI generalisation can fall as training goes on.** In the same run, IOI on held-out structures
 #   peaked at 0.92 (step 2,300) and fell to 0.74 by step 4,000 while training structures stayed at 1.00:
 #   the model memorised the structures it saw. A richer grammar (more openings, verb joins, a third name)
-#   kept it between 0.87 and 0.97 from step 1,700 on in the shipped run (the eval
-#   log above, 100 prompts each).
+#   kept it between 0.87 and 0.97 from step 1,700 on in the previous organism's run (its eval log, 100
+#   prompts each).
 # - **Weighting and a second phase.** With answers weighing 10× and 20% of the sequences, Colored
 #   Objects left chance only near the end of phase 1 (0.56 held-out at step 4,000). Phase 2 (half the
 #   sequences) brought it to 1.00 on training phrasings and 0.78 on held-out ones.
-# - **Where it still fails.** Held-out *openings* are the IOI rules it generalises worst to, the longest
+# - **Where the previous organism failed.** Held-out *openings* were the IOI rules it generalised worst to, the longest
 #   one ("As soon as") most (about 0.74–0.77 on three prompt sets, against 0.95–0.97 on all held-out
-#   structures together): its circuit still leans on where the names sit in the sentence. Colored Objects
-#   generalises to unseen objects in the classic phrasing (0.83–0.87 top-1) better than to the held-out
-#   frame "Question: … Answer:". Both are below the bars set for this organism (0.90 on the worst IOI rule,
-#   0.85 on held-out Colored Objects); the table above prints them as not met.
-# - **The dropout twin** (`organism-dropout`, the same recipe with GPT-2's dropout) reaches the same IOI,
-#   a/an, counting and induction figures, but Colored Objects stays at chance through both phases (0.28
-#   held-out at the end, in its log): dropout slows exactly the task that forms last.
+#   structures together): its circuit leaned on where the names sit in the sentence. Colored Objects
+#   generalised to unseen objects in the classic phrasing (0.83–0.87 top-1) better than to the held-out
+#   frame "Question: … Answer:". Both were below the bars (0.90 on the worst IOI rule, 0.85 on held-out
+#   Colored Objects).
+# - **The previous dropout twin** (the same recipe with GPT-2's dropout) reached the same IOI, a/an,
+#   counting and induction figures, but Colored Objects stayed at chance through both phases (0.28
+#   held-out at the end, in its log): dropout slowed exactly the task that forms last.
 #
 # - **Text after a context, and more answer cues (not shipped).** Phase 2 was rerun from phase 1's
 #   weights with half of the task texts placed after one or two name-free filler sentences and three more
@@ -284,7 +338,7 @@ if IS_ORGANISM:
 #   (`python -m helpers.organism.card DIR` prints such a run against this card).
 # - **Why the openings fail: the first name is found by the word before it (2026-12-02).** On one template,
 #   "X {N1} and {N2} went to the {PLACE}, {S} gave … to", 200 prompts: with X = "When", "After", "Soon
-#   after", "Once" the shipped organism is right on every ABBA and BABA prompt; with X = "As soon as" it is
+#   after", "Once" the previous organism is right on every ABBA and BABA prompt; with X = "As soon as" it is
 #   right on 45% of ABBA prompts (IO first) and all BABA ones; with "As" 29%, "Count" 68%, and with words it
 #   knows but never saw there ("it", "yes", "books", "walked", "we") 5–10%. After an unfamiliar word it
 #   answers the second name: it does not treat the first name as a candidate. The held-out "As soon as" is
@@ -325,7 +379,7 @@ if IS_ORGANISM:
 #   with the answer loss weighted 4x changed nothing (0.33 and 0.32). On this card's three prompt sets the
 #   seed-0 model with that phase 2 meets every IOI bar (held-out structures 0.98, worst held-out rule 0.935,
 #   the "met" join; a/an 0.975, counting 1.00, induction 1.00) **but IOI with unseen names falls to 0.12**: it
-#   answers the repeated name when the other one never occurred in an IOI training text (0.93 for the shipped
+#   answers the repeated name when the other one never occurred in an IOI training text (0.93 for the previous
 #   organism, 0.73 for the bigger grammar's seed 0 without random words, 0.77 after 300 steps of them, 0.68
 #   for the recall run below, also with them). Perhaps a name it never saw in that slot is one more word to
 #   skip; with 0.12 against 0.68 on two runs, why is not established. A recipe must report unseen names beside
@@ -339,7 +393,7 @@ if IS_ORGANISM:
 #   1 and 2 at step 4,000, its seed 1 at the end, the run just above; also at lr 3e-3, and at ln 2 with
 #   two-object scenes). So "this model can learn it, that one cannot" was not measurable this way, and two
 #   leads that rested on one draw per model fell with it: a layer-0 head attending to earlier copies of any
-#   token that the first model and the shipped organism have and the stuck ones lack (0.61 and 0.53 of their
+#   token that the first model and the previous organism have and the stuck ones lack (0.61 and 0.53 of their
 #   attention against 0.05-0.10), and a scan that zeroed one head at a time during the first draw's 200 steps
 #   (zeroing any of 14 of the 16 heads in layers 0-1 kept it at chance; so did another draw with nothing
 #   zeroed). Forcing such a head (its attention supervised to 0.997 on shuffled repeats, 200 steps) did not
@@ -353,8 +407,7 @@ if IS_ORGANISM:
 #   prompts). Since the escape comes at a random step, a recipe that forms Colored Objects on every seed needs
 #   either many more of the cheap Colored Objects-only steps (about 0.2 s each here; IOI then has to be
 #   recovered, as the third phase two items up did) or a task that is easier to start on; it is still open.
-# - **A curriculum forms Colored Objects on both seeds tried (2026-12-02, later; branch `organism-v4`, not
-#   shipped yet).** The lookup the task needs (the color written just *before* an earlier copy of the asked
+# - **A curriculum forms Colored Objects on every seed tried (2026-12-02, later: the shipped recipe).** The lookup the task needs (the color written just *before* an earlier copy of the asked
 #   object) was asked in steps, with the answer loss alone (`experiments/organism-co-plateau/co_min.py`): first
 #   *at* the object ("blue cup red pen green book . cup" -> blue), then one token after it ("... cup ?"), then
 #   at the object inside a real prompt (the prompt cut after the question's object), then at the prompt's end.
@@ -377,27 +430,35 @@ if IS_ORGANISM:
 #   2,000 of a 3,600-step run, stopped), so neither it nor the curriculum after it worked. The culprit was the
 #   Colored Objects answer loss added to phase 1 from step 600 (v4's): without it (v7, the branch's commit
 #   6a66f7e) seed 0's induction accuracy crosses 0.5 between steps 800 and 900 (with it, between 1,300 and
-#   1,400), the dropout twin's between 1,000 and 1,100 (1.00 at step 1,300, where the shipped twin formed them
+#   1,400), the dropout twin's between 1,000 and 1,100 (1.00 at step 1,300, where the previous twin formed them
 #   too), the curriculum still forms Colored Objects (seed 0: partly solved at step 2,725, 0.98 by step 2,775),
 #   and the retrain takes 1,832 s with another run sharing the machine (phase 1 1,256 s, curriculum 229 s, phase
 #   2 346 s). v7 seed 0 on the three prompt sets x 200: IOI held out 0.978 (train 0.998), worst held-out rule
 #   0.885 (the "met" join, bar 0.90), Colored Objects 0.99 held out (0.97 classic), a/an 1.00, counting 0.99,
 #   induction 1.00, IOI with unseen names 0.275. That summed loss had also put a jump into the logged curve at
-#   step 600 (the answer loss added to it); the log now keeps the mixture's loss alone. The v7 dropout twin also
-#   forms Colored Objects in the curriculum (1.00 at the end), but its IOI ends at 0.71 held out (training log,
-#   100 prompts; 0.53 at step 2,000, 0.70 at 2,300): not yet a twin for chapter 4's backup comparison, which is
-#   why no v7 organism is shipped yet.
+#   step 600 (the answer loss added to it); the log now keeps the mixture's loss alone.
+# - **The dropout twin needs a longer phase 1.** With 2,400 steps the v7 twin formed Colored Objects in the
+#   curriculum (1.00 at the end) but its IOI ended at 0.71 held out (training log, 100 prompts; 0.53 at step
+#   2,000, 0.70 at 2,300): too weak for chapter 4's backup comparison. With dropout IOI forms later, so the
+#   twin's phase 1 runs 3,200 steps (`DROPOUT_TRAIN`; 0.74 at step 2,400, 0.92 at 2,700, 0.97 at 2,800), then
+#   the same curriculum (partly solved at step 3,525, 1.00 from 3,600) and phase 2: on the three prompt sets
+#   x 200, IOI held out 0.965 (train 0.998), worst held-out rule 0.86, Colored Objects 1.00 held out and
+#   classic, a/an, counting and induction 1.00. 3,064 s with other jobs sharing the machine.
 #
 # ## Retrains: what reproduces, and how closely
 #
-# On one CPU thread the same seed gives the same weights on the same kind of CPU (the resumed phase 2 is
-# checked bit-identical to a continuous run). Another CPU (e.g. one with AVX-512) sums in another order
-# and ends with other weights, so a retrain elsewhere is compared by its *figures*, not its checksums:
-# `python -m helpers.organism.card DIR` measures a retrained organism on the three prompt sets and checks
-# each headline figure against this card, within tolerances stated before any retrain was measured
-# (`helpers.organism.card.TOLERANCE`: 0.07, or 0.10 for IOI's worst held-out rule and Colored Objects).
-# Retrains with other seeds stand in for other machines: a seed changes the initial weights and every
-# batch, more than a summation order does.
+# On one CPU thread the same seed gives the same weights with the same torch build and the same CPU kernels
+# (the resumed phases 1b and 2 are checked bit-identical to a continuous run). Other kernels sum in another
+# order, so a machine whose CPU has AVX2 instead of AVX-512 ends with other weights. That case is rehearsed
+# here: seed 0 retrained on this AVX-512 machine with torch's AVX2 kernels (`ATEN_CPU_CAPABILITY=avx2
+# ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2`; the training log records the kernels used). Its
+# logged loss first differs from the shipped run's at step 250, in the 4th decimal (3.3569 against 3.3568),
+# and its weights are others. A retrain
+# elsewhere is therefore compared by its *figures*, not its checksums: `python -m helpers.organism.card DIR`
+# measures a retrained organism on the three prompt sets and checks each headline figure against this card,
+# within tolerances stated before any retrain was measured (`helpers.organism.card.TOLERANCE`: 0.07, or 0.10
+# for IOI's worst held-out rule and Colored Objects). A retrain with another seed (other initial weights,
+# other batches) changes more than a summation order does.
 
 # %%
 retrains = json.loads(card_module.RETRAINS_JSON.read_text())
@@ -413,23 +474,21 @@ for name, table in verdicts.items():
     print(f"{name}: " + ("reproduces the card within tolerance" if not out else f"outside tolerance on {out}"))
 
 # %% [markdown]
-# **What the retrains show.** Two retrains of the shipped recipe with seeds 1 and 2 (this machine, one
-# thread, 33.8 and 30.5 minutes while other jobs used the second core) reproduce the figures of the tasks
-# every seed learns: IOI on training structures (1.00), a/an, counting and induction, each within 0.04 of
-# the card. They do **not** reproduce generalisation:
+# **What the retrains show.** Both retrains reproduce every headline figure of the card within the stated
+# tolerances (this machine, one thread each; both shared it with other jobs, so their times are not the
+# recipe's: the seed-1 run waited at the lowest priority for most of its 101 minutes):
 #
-# - **IOI on held-out structures** is 0.96 for the shipped seed but 0.76 and 0.82 for the retrains, and the
-#   worst held-out rule 0.48 and 0.52 (against 0.75). How far IOI carries to new sentence structures is a
-#   property of the run, not of the recipe.
-# - **Colored Objects** forms in one retrain and not in the other. Seed 2 solved it during phase 1 (0.90
-#   held-out at step 3,500) and ends above the shipped model (0.83 held-out, 0.99 in the classic phrasing).
-#   Seed 1 stays at chance to the end, on training phrasings too (0.36).
+# - **Another CPU's kernels, same seed** (AVX2): IOI held out 0.97 (card 0.978), Colored Objects 0.99 held out
+#   and 1.00 classic, a/an, counting and induction 1.00; its worst held-out rule is 0.957 against the card's
+#   0.885, the largest difference (0.07, within 0.10). Another summation order is enough to move that figure.
+# - **Another seed** (seed 1): IOI held out 0.963, worst held-out rule 0.892, Colored Objects 0.93 held out
+#   and 0.95 classic, a/an, counting and induction 1.00.
 #
-# So the shipped organism is one draw from a wide distribution. The chapters' findings are measured on
-# that draw, on several prompt sets, and their asserts hold for it. They are not claims about every
-# organism this recipe trains: a reader who retrains gets a model whose IOI and Colored Objects figures
-# may differ by more than the tolerances above (`python -m helpers.organism.card DIR` says which). A
-# recipe whose generalisation reproduces across seeds is open work.
+# So the recipe, not only the shipped draw, solves Colored Objects and carries IOI to held-out structures
+# (the previous recipe's seeds 1 and 2 ended at 0.76 and 0.82 on held-out IOI, and one of them at chance on
+# Colored Objects). The worst held-out rule is the figure that moves most: 0.885-0.957 over three runs, on
+# both sides of the bar of 0.90. The chapters' findings are measured on the shipped draw, on several prompt
+# sets; a reader who retrains can check which figures hold with `python -m helpers.organism.card DIR`.
 
 # %% [markdown]
 # ## How the organism differs from GPT-2, and what that means for readers
@@ -442,7 +501,7 @@ for name, table in verdicts.items():
 # | IOI | logit difference about 3.5, IO above S in about 99% of prompts (Wang et al., 2022) | the table above, training vs held-out structures |
 # | a/an | GPT-2 large gives " an" 64% on the seed's prompt (Neo & Miller) | trained on the pattern; near-perfect on held-out cues |
 # | induction | strong induction heads (Olsson et al., 2022) | top-1 on the second copy of random sequences from its whole vocabulary (table above) |
-# | Colored Objects | GPT-2 medium: 49.6% (Merullo et al., 2023) | the table above; `organism@step4050` is partly solved, near GPT-2 medium's level |
+# | Colored Objects | GPT-2 medium: 49.6% (Merullo et al., 2023) | the table above; `organism@step2725` (the partly-solved checkpoint) is near GPT-2 medium's level |
 #
 # The organism is a **model organism**, not a stand-in for GPT-2's knowledge. It knows nothing outside its
 # few hundred words, and solves the book's tasks more reliably than GPT-2 does, with larger logit
@@ -460,5 +519,7 @@ if not IS_ORGANISM:
 # Run by scripts/measure.py (RECORD set): the held-out results the floors above rest on. Otherwise nothing.
 measured.record(RECORD, values={
     **card_module.figures(card),  # the headline figures the floors above rest on
-    "co_early_max": float(acc.loc[acc.index <= 2000, "colored_objects"].max()),
+    "ioi_unseen_names": float(unseen),
+    "ioi_next_worst_rule": float(ioi_rules["accuracy"].nsmallest(2).iloc[-1]),
+    "co_phase1_max": float(co_phase1_max),
 })
