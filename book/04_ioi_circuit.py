@@ -753,8 +753,8 @@ negatives = [h for h in circuit if circuit[h][0] == "negative name mover"]
 pd.DataFrame([
     ["The model solves IOI; ABC corruption removes the logit difference",
      "Wang et al.: logit diff 3.56, IO > S in 99% of prompts", "GPT-2 small (published)",
-     f"IO above S on {clean_eval['accuracy']:.0%}, logit diff {clean_eval['logit_diff']:.2f} "
-     f"(ABC {abc_eval['logit_diff']:.2f})"],
+     (f"IO above S on {clean_eval['accuracy']:.0%}, logit diff {clean_eval['logit_diff']:.2f} "
+      f"(ABC {abc_eval['logit_diff']:.2f})")],
     ["A circuit of heads in classes", "26 heads in 7 classes", "published",
      f"{len(circuit_heads)} heads: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(classes.items()))],
     ["Name movers attend END→IO (not S) and copy the name (OV)", "9.9, 9.6, 10.0",

@@ -512,7 +512,10 @@ inh_role_before = float(inh_rows["role score before"].min()) if len(inh_rows) el
 inh_role_after = float(inh_rows["role score after"].max()) if len(inh_rows) else float("nan")
 inh_fell = bool((inh_rows["role score after"] < inh_rows["role score before"]).all())
 inh_kept = float(inh_rows["role score after"].sum() / inh_rows["role score before"].sum()) if len(inh_rows) else float("nan")
-layer = lambda name: int(name[1:].split("H")[0])  # noqa: E731  ("L1H6" -> 1)
+def layer(name):  # "L1H6" -> 1
+    return int(name[1:].split("H")[0])
+
+
 early = runs["new-task circuit"].map(lambda c: np.mean([layer(x.split()[0]) <= 1 for x in c.split(", ")]) if c else float("nan"))
 reused_roles = per_head[per_head["in new-task circuit"]].groupby("IOI role")["head"].unique()
 print(f"reuse share: {reuse.min():.0%}-{reuse.max():.0%} of the new task's heads were IOI circuit heads "
