@@ -549,16 +549,6 @@ backup_table
 runs = pd.DataFrame(M["runs"])
 
 
-def rng(col: str, f: str = "{:.2f}") -> str:
-    """The range of a measured value over the runs of book/measured/ch04.json (distinct values for text)."""
-    if col not in runs:
-        return "(not measured)"
-    if not pd.api.types.is_numeric_dtype(runs[col]):
-        return " / ".join(dict.fromkeys(runs[col].astype(str)))
-    lo, hi = f.format(runs[col].min()), f.format(runs[col].max())
-    return lo if lo == hi else f"{lo} to {hi}"
-
-
 SIDE = [("IO above S, all held-out structures", "accuracy", "{:.0%}"),
         ("logit diff, all held-out structures", "logit_diff", "{:.1f}"),
         ("IO above S, the prompt set's template", "template_accuracy", "{:.0%}"),
@@ -570,9 +560,9 @@ SIDE = [("IO above S, all held-out structures", "accuracy", "{:.0%}"),
         ("largest single rise / lost DLA", "max_rise_lost", "{:.1%}"),
         ("backup heads (count)", "n_backup", "{:.0f}")]
 if twin_sha is not None and "dropout_sha256" in runs and twin_sha not in set(runs["dropout_sha256"]):
-    print(f"note: the twin on disk ({twin_sha}) is not the one measured ({rng('dropout_sha256')}): "
+    print(f"note: the twin on disk ({twin_sha}) is not the one measured ({M.span('dropout_sha256')}): "
           "re-run `python scripts/measure.py 04`")
-pd.DataFrame({name: {row: rng(pre + col, f) for row, col, f in SIDE}
+pd.DataFrame({name: {row: M.span(pre + col, f) for row, col, f in SIDE}
               for name, pre in [("organism", ""), ("organism-dropout", "dropout_")]})
 
 

@@ -467,8 +467,8 @@ pd.DataFrame([
     ["Share of in-circuit heads common to both tasks", "about 78%", "published",
      (f"{ov['of_a']:.0%} of the IOI heads are in the Colored Objects circuit ({ov['shared']} of {len(ioi_heads)}; "
       f"Jaccard {ov['jaccard']:.0%}); random sets of the same sizes: {rand['of_a'][0]:.0%} "
-      f"(95%: {rand['of_a'][1]:.0%}–{rand['of_a'][2]:.0%}); measured sets: {runs['overlap'].min():.0%}–"
-      f"{runs['overlap'].max():.0%} (random: {runs['rand_mean'].min():.0%}–{runs['rand_mean'].max():.0%})")],
+      f"(95%: {rand['of_a'][1]:.0%}–{rand['of_a'][2]:.0%}); measured sets: {M.span('overlap', '{:.0%}')} "
+      f"(random: {M.span('rand_mean', '{:.0%}')})")],
     ["Shared heads keep their role", "mover and inhibition heads reused", "published",
      (f"{len(same_role)} of {len(shared)} shared heads have the same role ("
       + ", ".join(f"{head_name(h)} {ioi_roles[h][0]} / {co_roles[h][0]}" for h in shared) + ")") if shared
@@ -483,8 +483,7 @@ pd.DataFrame([
      (f"{PARTIAL}, {len(inhibitors)} heads, α = {ALPHA}: top-1 {interv.loc[NONE, 'top-1']:.1%} → "
       f"{interv.loc[STEERED, 'top-1']:.1%} (paired 95% CI of the change {gain_lo:+.1%} to {gain_hi:+.1%}); "
       f"other heads of the same layers steered the same way: {interv.loc[OTHERS, 'top-1']:.1%}; measured sets: "
-      f"{runs['top1_before'].min():.0%}–{runs['top1_before'].max():.0%} → "
-      f"{runs['top1_after'].min():.0%}–{runs['top1_after'].max():.0%}")],
+      f"{M.span('top1_before', '{:.0%}')} → {M.span('top1_after', '{:.0%}')}")],
     ["Downstream mover heads re-aim", "mover heads attend more to the right color", "published",
      "not measured here: the organism's Colored Objects circuit has no color movers at the answer position"],
 ], columns=["claim", "source (Merullo et al.)", "GPT-2 medium", "this book's model"])

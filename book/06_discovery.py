@@ -524,15 +524,6 @@ pd.DataFrame(M.thresholds()).set_index("threshold")
 
 # %%
 pd.set_option("display.max_colwidth", None)
-runs = pd.DataFrame(M["runs"])
-
-
-def rng(col: str, f: str = "{:.2f}") -> str:
-    """The range of a measured value over the runs of book/measured/ch06.json."""
-    if col not in runs:
-        return "(not measured yet)"
-    lo, hi = f.format(runs[col].min()), f.format(runs[col].max())
-    return lo if lo == hi else f"{lo}–{hi}"
 
 
 pd.DataFrame([
@@ -540,35 +531,35 @@ pd.DataFrame([
      "seed 002; Conmy et al. 2023",
      ("GPT-2 small: 5 of 5 component types of the greater-than circuit; 68 of 32,000 edges, "
       "all found by hand before"),
-     (f"planted models: AUROC {rng('acdc_auc_ind')} / {rng('acdc_auc_planted')}, exactly the circuit at τ; "
-      f"organism: {rng('acdc_edges', '{:.0f}')} edges, edge faithfulness {rng('acdc_edge_faith')}, "
-      f"{rng('acdc_has_ch04', '{:.0%}')} of chapter 4's heads, {rng('acdc_seconds', '{:.1f}')} s")],
+     (f"planted models: AUROC {M.span('acdc_auc_ind')} / {M.span('acdc_auc_planted')}, exactly the circuit at τ; "
+      f"organism: {M.span('acdc_edges', '{:.0f}')} edges, edge faithfulness {M.span('acdc_edge_faith')}, "
+      f"{M.span('acdc_has_ch04', '{:.0%}')} of chapter 4's heads, {M.span('acdc_seconds', '{:.1f}')} s")],
     ["EAP (2 forward + 1 backward passes for all edges) recovers circuits as well as ACDC",
      "seed 002; Syed et al. 2023",
      "GPT-2 small: a higher AUC than ACDC's, averaged over their tasks",
-     (f"not where the circuit's steps saturate: AUROC {rng('eap_auc_ind')} / {rng('eap_auc_planted')} on the "
-      f"planted models; on the organism it ranks edges as patching does (Spearman {rng('eap_rho')}), "
-      f"its circuit's faithfulness is {rng('eap_edge_faith')}, and it runs {rng('eap_speedup', '{:.1f}')}x "
+     (f"not where the circuit's steps saturate: AUROC {M.span('eap_auc_ind')} / {M.span('eap_auc_planted')} on the "
+      f"planted models; on the organism it ranks edges as patching does (Spearman {M.span('eap_rho')}), "
+      f"its circuit's faithfulness is {M.span('eap_edge_faith')}, and it runs {M.span('eap_speedup', '{:.1f}')}x "
       "faster than edge patching")],
     ["EAP-IG finds more faithful circuits than EAP",
      "Hanna et al. 2024",
      "GPT-2 small: more faithful circuits than EAP's, at similar overlap with the hand-found ones",
-     (f"on the planted circuit: AUROC {rng('ig_auc_planted')}, {rng('ig_gain_planted')} above EAP; on the "
-      f"organism no gain: faithfulness {rng('ig_edge_faith')} against EAP's {rng('eap_edge_faith')}")],
+     (f"on the planted circuit: AUROC {M.span('ig_auc_planted')}, {M.span('ig_gain_planted')} above EAP; on the "
+      f"organism no gain: faithfulness {M.span('ig_edge_faith')} against EAP's {M.span('eap_edge_faith')}")],
     ["Information flow routes find the circuit in one forward pass, with no counterfactual",
      "seed 002; Ferrando & Voita 2024",
      "shown on Llama 2, not GPT-2: about 100x faster than patching",
-     (f"fastest ({rng('routes_seconds')} s), but AUROC {rng('routes_auc_ind')} / {rng('routes_auc_planted')} "
-      f"on the planted models and faithfulness {rng('routes_edge_faith')} on the organism: where information flows, "
+     (f"fastest ({M.span('routes_seconds')} s), but AUROC {M.span('routes_auc_ind')} / {M.span('routes_auc_planted')} "
+      f"on the planted models and faithfulness {M.span('routes_edge_faith')} on the organism: where information flows, "
       "not what the task needs")],
     ["IOI's algorithm, with 'which name to inhibit' (I), abstracts the network",
      "seed 002; Geiger et al. (causal abstraction); Wang et al. (the algorithm)",
      "GPT-2 small: the S-inhibition heads carry S's token as well as its position (Wang et al.)",
-     f"yes: IIA of I on the S-heads' outputs at END {rng('iia_I_sheads')}"],
+     f"yes: IIA of I on the S-heads' outputs at END {M.span('iia_I_sheads')}"],
     ["... and so does 'which slot is repeated' (R)",
      "Wang et al.: S-inhibition heads move position information",
      "GPT-2 small: the S-inhibition heads' position signal (Wang et al.)",
-     f"no: best IIA above the unpatched share over all alignments tried {rng('iia_R_best')}"],
+     f"no: best IIA above the unpatched share over all alignments tried {M.span('iia_R_best')}"],
 ], columns=["claim", "source document / paper", "GPT-2 (online)", "this book's model"])
 
 # %% [markdown]

@@ -59,6 +59,20 @@ class Measured(Mapping[str, Any]):
     def __repr__(self) -> str:
         return f"Measured({self.path.name}: {sorted(self._values)})"
 
+    def span(self, col: str, fmt: str = "{:.2f}", table: str = "runs") -> str:
+        """The range of a measured value over the rows of a table (one row per measured prompt set).
+
+        ``"0.84–1.00"``, or one value where every run agrees; text values are listed once each
+        (``"a / b"``); ``"(not measured)"`` when no row has ``col``.
+        """
+        values = [row[col] for row in self[table] if row.get(col) is not None]
+        if not values:
+            return "(not measured)"
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            return " / ".join(dict.fromkeys(map(str, values)))
+        lo, hi = fmt.format(min(values)), fmt.format(max(values))
+        return lo if lo == hi else f"{lo}–{hi}"
+
     def thresholds(self) -> list[dict[str, Any]]:
         """Every threshold with its value and the rule it was derived by (rows for a table)."""
         return [{"threshold": k, "value": v["value"], "rule": describe_rule(v)}
@@ -138,9 +152,13 @@ _LOAD = re.compile(r"""\b(\w+)\s*=\s*(?:helpers\.)?measured\.load\(\s*["']([^"']
 
 
 def keys_read(source: str) -> dict[str, set[str]]:
-    """Static scan of a chapter's source: for each ``X = measured.load("name")``, the keys read as ``X["key"]``."""
+    """Static scan of a chapter's source: for each ``X = measured.load("name")``, the keys read as ``X["key"]``
+    (and the table ``X.span(...)`` reads)."""
     out: dict[str, set[str]] = {}
     for var, name in _LOAD.findall(source):
-        keys = re.findall(rf"""\b{re.escape(var)}\[\s*["']([^"']+)["']\s*\]""", source)
+        keys = set(re.findall(rf"""\b{re.escape(var)}\[\s*["']([^"']+)["']\s*\]""", source))
+        for call in re.findall(rf"""\b{re.escape(var)}\.span\(([^)]*)\)""", source):  # reads a table, "runs" by default
+            table = re.search(r"""table\s*=\s*["']([^"']+)["']""", call)
+            keys.add(table.group(1) if table else "runs")
         out.setdefault(name, set()).update(keys)
     return out

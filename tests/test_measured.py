@@ -80,6 +80,19 @@ def test_load_names_the_file_for_a_missing_key(tmp_path: Path):
         measured.load("nope", tmp_path)
 
 
+def test_span_ranges_a_value_over_the_runs(tmp_path: Path):
+    (tmp_path / "chX.json").write_text(json.dumps({"tables": {"runs": [
+        {"x": 0.84, "k": 3, "s": "L3H6", "n": None}, {"x": 1.0, "k": 3, "s": "L3H6"}, {"x": 0.9, "k": 3, "s": "L2H0"}]}}))
+    m = measured.load("chX", tmp_path)
+    assert m.span("x") == "0.84–1.00" and m.span("x", "{:.0%}") == "84%–100%"
+    assert m.span("k", "{:.0f}") == "3"                   # every run agrees: one value
+    assert m.span("s") == "L3H6 / L2H0"                   # text: each value once, in order
+    assert m.span("n") == m.span("absent") == "(not measured)"
+    with pytest.raises(KeyError, match="chX.json"):
+        m.span("x", table="nope")
+    assert measured.keys_read('M = measured.load("a")\nM.span("x")\nM.span("y", table="t")') == {"a": {"runs", "t"}}
+
+
 def test_a_name_cannot_be_threshold_and_table(tmp_path: Path):
     (tmp_path / "chX.json").write_text(json.dumps({"thresholds": {"runs": {"value": 1}}, "tables": {"runs": []}}))
     with pytest.raises(ValueError, match="both"):
