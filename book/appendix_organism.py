@@ -477,21 +477,34 @@ if IS_ORGANISM:  # the recorded retrains against the card as measured now (book/
     assert len(verdicts) >= 2, "at least two retrains are recorded"
     assert all(t["within"].all() for t in verdicts.values()), "every recorded retrain reproduces the card"
 
+# %%
+# Each figure over the runs, with its bar: where the runs agree, and where they fall on both sides of a bar.
+card_module.plot_spread(spread.drop(columns="tolerance"))
+plt.tight_layout()
+plt.show()
+runs_worst = spread.drop(columns="tolerance").loc["ioi_worst_rule"]
+under = runs_worst[runs_worst < card_module.BARS["ioi_worst_rule"]]
+print(f"worst held-out IOI rule over {len(runs_worst)} runs: {runs_worst.min():.3f}-{runs_worst.max():.3f} "
+      f"(mean {runs_worst.mean():.3f}); under the bar of {card_module.BARS['ioi_worst_rule']} in {len(under)} "
+      f"of {len(runs_worst)}: {', '.join(under.index)}")
+
 # %% [markdown]
-# **What the retrains show.** Both retrains reproduce every headline figure of the card within the stated
-# tolerances (this machine, one thread each; both shared it with other jobs, so their times are not the
+# **What the retrains show.** All three retrains reproduce every headline figure of the card within the
+# stated tolerances (this machine, one thread each; all shared it with other jobs, so their times are not the
 # recipe's: the seed-1 run waited at the lowest priority for most of its 101 minutes):
 #
 # - **Another CPU's kernels, same seed** (AVX2): IOI held out 0.97 (card 0.978), Colored Objects 0.99 held out
 #   and 1.00 classic, a/an, counting and induction 1.00; its worst held-out rule is 0.957 against the card's
 #   0.885, the largest difference (0.07, within 0.10). Another summation order is enough to move that figure.
-# - **Another seed** (seed 1): IOI held out 0.963, worst held-out rule 0.892, Colored Objects 0.93 held out
-#   and 0.95 classic, a/an, counting and induction 1.00.
+# - **Other seeds**: seed 1, IOI held out 0.963, worst held-out rule 0.892, Colored Objects 0.93 held out
+#   and 0.95 classic, a/an, counting and induction 1.00; seed 2, IOI held out 0.965, worst held-out rule 0.852,
+#   Colored Objects 1.00 held out and classic, a/an 0.98, counting and induction 1.00.
 #
 # So the recipe, not only the shipped draw, solves Colored Objects and carries IOI to held-out structures
 # (the previous recipe's seeds 1 and 2 ended at 0.76 and 0.82 on held-out IOI, and one of them at chance on
-# Colored Objects). The worst held-out rule is the figure that moves most: 0.885-0.957 over three runs, on
-# both sides of the bar of 0.90. The chapters' findings are measured on the shipped draw, on several prompt
+# Colored Objects). The worst held-out rule is the figure that moves most: 0.852-0.957 over four runs, on
+# both sides of the bar of 0.90 and under it in three of the four. So the bar on the worst rule is not met by
+# this recipe, whichever draw is shipped; picking a draw that passes would only hide that. The chapters' findings are measured on the shipped draw, on several prompt
 # sets; a reader who retrains can check which figures hold with `python -m helpers.organism.card DIR`.
 
 # %% [markdown]

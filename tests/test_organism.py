@@ -128,3 +128,18 @@ def test_card_figures_read_the_generalisation_table():
     assert f["ioi_worst_rule"] == 0.7 and f["co_heldout_top1"] == 0.25 and f["ioi_heldout"] == 0.5
     with pytest.raises(ValueError, match="no single row"):
         figures(pd.DataFrame(rows[1:]))
+
+
+def test_card_plot_spread_draws_every_run_and_bar():
+    import matplotlib
+    import pandas as pd
+
+    matplotlib.use("Agg")
+    from helpers.organism.card import BARS, TOLERANCE, plot_spread
+
+    spread = pd.DataFrame({"shipped": {k: 0.9 for k in TOLERANCE}, "seed 1": {k: 0.8 for k in TOLERANCE}})
+    ax = plot_spread(spread)
+    assert len(ax.collections) == 2                       # one scatter per run
+    assert len(ax.lines) == sum(k in BARS for k in spread.index)  # one tick per figure that has a bar
+    with pytest.raises(ValueError, match="no runs"):
+        plot_spread(pd.DataFrame(index=list(TOLERANCE)))

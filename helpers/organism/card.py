@@ -76,6 +76,9 @@ FIGURES = {
     "counting_heldout": ("counting", "held-out structures (all)", "top1"),
     "induction_top1": ("induction", "random repeated tokens", "top1"),
 }
+#: The issue's bars for the headline figures on held-out structures (organism-v3).
+BARS = {"ioi_heldout": 0.95, "ioi_worst_rule": 0.90, "co_heldout_top1": 0.85, "articles_heldout": 0.95,
+        "counting_heldout": 0.95, "induction_top1": 0.95}
 #: How far a retrain's figure (mean over :data:`PROMPT_SETS`) may lie from the shipped model's and still
 #: count as reproducing it. Stated before the retrains were measured: 3 binomial standard errors of 600
 #: prompts at the worst case p = 0.5 (0.061), rounded up to 0.07; IOI's worst held-out rule and Colored
@@ -127,6 +130,36 @@ def shipped_reference(path: str | None = None) -> dict[str, float]:
         raise FileNotFoundError(f"{p} not found: the reference figures come from the appendix's measurements")
     summary = json.loads(p.read_text())["summary"]
     return {k: summary[k]["mean"] for k in TOLERANCE}
+
+
+def plot_spread(spread: pd.DataFrame, bars: dict[str, float] | None = None, ax: Any = None) -> Any:
+    """The headline figures of several runs (one column per run, one row per figure) as dots, with each bar.
+
+    The shipped run (the first column) is drawn larger; a figure's bar is a grey tick. Returns the axes.
+    """
+    import matplotlib.pyplot as plt
+
+    bars = BARS if bars is None else bars
+    runs = [c for c in spread.columns if c != "tolerance"]
+    if not runs:
+        raise ValueError("no runs to plot: the table needs one column per run")
+    figs = list(spread.index)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 0.45 * len(figs) + 1.2))
+    for j, run in enumerate(runs):
+        y = [i + (j - (len(runs) - 1) / 2) * 0.12 for i in range(len(figs))]
+        ax.scatter(spread[run], y, s=60 if j == 0 else 25, label=run, zorder=3,
+                   marker="D" if j == 0 else "o")
+    for i, f in enumerate(figs):
+        if f in bars:
+            ax.plot([bars[f]] * 2, [i - 0.35, i + 0.35], color="grey", lw=2, zorder=2)
+    ax.set_yticks(range(len(figs)), figs)
+    ax.invert_yaxis()
+    lo = max(0.0, min(float(spread[runs].min().min()), *(bars[f] for f in figs if f in bars)) - 0.05)
+    ax.set(xlabel="accuracy (mean of the three prompt sets); grey tick: the bar", xlim=(lo, 1.01),
+           title="The shipped organism and its retrains, figure by figure")
+    ax.legend(fontsize=8, loc="lower left")
+    return ax
 
 
 #: Where the retrains' figures are kept (the appendix shows them beside the shipped organism's).
