@@ -54,7 +54,7 @@ K_DELETE, DRAWS = 2, 5      # tokens deleted per prompt; random deletions drawn 
 N_COUNTING = 200            # counting prompts read with the logit lens
 N_CLUSTER = 20              # clustering: prompts per task (5 tasks) whose tokens are clustered
 K = 8                       # number of clusters
-INTERACTIVE = None          # the cluster explorer's sliders: None = only when a live notebook frontend runs
+INTERACTIVE = None          # the cluster explorer's sliders: None means only when a live notebook frontend runs
 GPT2_MODEL = "gpt2-xl"      # section 4, online only: the seed's Shakespeare example (skipped offline)
 RECORD = ""                 # set by scripts/measure.py: the last cell writes this run's measurements there
 

@@ -48,10 +48,10 @@ MODEL = "organism"        # "gpt2-small" (online) runs the same analysis on the 
 SEED = 0                  # seeds the prompts
 N_PROMPTS = 64            # prompts per batch (GPT-2 small: 32 keeps the sweeps short on a CPU)
 SPLIT = "test"            # held-out templates and name pairs (the organism was trained on IOI text)
-TEMPLATE = 0              # index into the held-out templates: one template = fixed positions for patching
-DIRECT_MIN = 0.10         # a head is a *direct* head if path patching it to the logits moves >= this fraction
-FEEDER_MIN = 0.10         # a head feeds a direct head if patching its path to the q/k/v moves >= this fraction
-CARRIER_MIN = 0.03        # a head carries names if knocking it out lowers the IO logit by >= this fraction
+TEMPLATE = 0              # index into the held-out templates: one template, fixed positions for patching
+DIRECT_MIN = 0.10         # a head is a *direct* head if path patching it to the logits moves ≥ this fraction
+FEEDER_MIN = 0.10         # a head feeds a direct head if patching its path to the q/k/v moves ≥ this fraction
+CARRIER_MIN = 0.03        # a head carries names if knocking it out lowers the IO logit by ≥ this fraction
 DEPTH = 3                 # levels of the backwards path-patching search (1: to the logits only)
 GPT2_MODEL = "gpt2-small" # section 9, online only
 RECORD = ""               # set by scripts/measure.py: the last cell writes this run's measurements there

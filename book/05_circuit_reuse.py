@@ -51,10 +51,10 @@ MODEL = "organism"        # "gpt2-medium" (online) runs the same analysis on the
 PARTIAL = ""              # where Colored Objects is partly solved (the repair runs there); "": the organism's own
                           # (its training log names it), or the model itself when MODEL is GPT-2
 SEED = 0                  # seeds the prompts
-TEMPLATE = 0              # the held-out IOI template of the circuit search (one template = fixed positions)
+TEMPLATE = 0              # the held-out IOI template of the circuit search (one template, fixed positions)
 N_PROMPTS = 32            # prompts per circuit search
 N_EVAL = 300              # held-out prompts for accuracies and the repair
-DIRECT_MIN = 0.10         # path patching to the logits: |change| >= this fraction of the clean metric
+DIRECT_MIN = 0.10         # path patching to the logits: |change| ≥ this fraction of the clean metric
 FEEDER_MIN = 0.10         # path patching into a circuit head's query, key or value: same
 DEPTH = 3                 # levels of the backwards path-patching search (1: to the logits only), as in chapter 4
 ATT_MIN = 0.30            # roles: attention (END -> answer / rival(s), repeat -> first) counted from this value
@@ -256,16 +256,21 @@ pd.DataFrame({"IOI role": [ioi_roles.get(h, ("—", ""))[0] for h in both],
 # The paper reports the share of in-circuit heads the two circuits have in common. We give the share of
 # the IOI circuit's heads that are also in the Colored Objects circuit, and the intersection over the
 # union (Jaccard), next to what two **random** sets of heads of the same sizes, drawn from the model's
-# 32 heads, would share: the expected value and the central 95% of `N_RANDOM` draws.
+# 32 heads, would share: the expected value and the central 95% of `N_RANDOM` draws. Circuits that both
+# sit in the last layers would share more than sets spread over the model, so a second baseline draws random
+# sets with as many heads in each layer as the two circuits (`layer-matched`).
 
 # %%
 ov = circuits.overlap(ioi_heads, co_heads)
 rand = circuits.random_overlap(len(ioi_heads), len(co_heads), L * H, N_RANDOM, seed=SEED)
+rand_l = circuits.random_overlap_by_layer(ioi_heads, co_heads, L, H, N_RANDOM, seed=SEED) if ioi_heads and co_heads else None
 shared = sorted(set(ioi_heads) & set(co_heads))
 same_role = [h for h in shared if ioi_roles[h][0] == co_roles[h][0]]
 overlap_table = pd.DataFrame(
     {"measured": [ov["of_a"], ov["jaccard"]], "random sets: expected": [rand["of_a"][0], rand["jaccard"][0]],
-     "random: 2.5%": [rand["of_a"][1], rand["jaccard"][1]], "random: 97.5%": [rand["of_a"][2], rand["jaccard"][2]]},
+     "random: 2.5%": [rand["of_a"][1], rand["jaccard"][1]], "random: 97.5%": [rand["of_a"][2], rand["jaccard"][2]],
+     **({"random, layer-matched: expected": [rand_l["of_a"][0], rand_l["jaccard"][0]],
+         "layer-matched: 97.5%": [rand_l["of_a"][2], rand_l["jaccard"][2]]} if rand_l else {})},
     index=["share of IOI heads in the Colored Objects circuit", "Jaccard"])
 display(overlap_table.round(3))
 print(f"shared heads: {', '.join(f'{head_name(h)} ({ioi_roles[h][0]} / {co_roles[h][0]})' for h in shared) or 'none'}; "
@@ -467,7 +472,8 @@ pd.DataFrame([
     ["Share of in-circuit heads common to both tasks", "about 78%", "published",
      (f"{ov['of_a']:.0%} of the IOI heads are in the Colored Objects circuit ({ov['shared']} of {len(ioi_heads)}; "
       f"Jaccard {ov['jaccard']:.0%}); random sets of the same sizes: {rand['of_a'][0]:.0%} "
-      f"(95%: {rand['of_a'][1]:.0%}–{rand['of_a'][2]:.0%}); measured sets: {M.span('overlap', '{:.0%}')} "
+      f"(95%: {rand['of_a'][1]:.0%}–{rand['of_a'][2]:.0%})"
+      + (f", in the same layers: {rand_l['of_a'][0]:.0%}" if rand_l else "") + f"; measured sets: {M.span('overlap', '{:.0%}')} "
       f"(random: {M.span('rand_mean', '{:.0%}')})")],
     ["Shared heads keep their role", "mover and inhibition heads reused", "published",
      (f"{len(same_role)} of {len(shared)} shared heads have the same role ("

@@ -48,8 +48,8 @@ MODEL = "organism"   # sections 3-5 (GPT-2-like models; GPT-2 small has ~11,600 
 SEED = 0             # seeds the prompts and the planted models' distractor weights and noise
 TEMPLATE = 0         # index into the held-out IOI templates (one template: fixed positions)
 N_PROMPTS = 32       # prompts per batch
-TAU = 0.02           # ACDC, EAP, EAP-IG, edge patching: an edge matters if it moves the metric >= TAU x the gap
-IFR_TAU = 0.04       # information flow routes: an edge matters if its proximity share is >= this
+TAU = 0.02           # ACDC, EAP, EAP-IG, edge patching: an edge matters if it moves the metric ≥ TAU x the gap
+IFR_TAU = 0.04       # information flow routes: an edge matters if its proximity share is ≥ this
 IG_STEPS = 5         # EAP-IG: points on the line from corrupted to clean embeddings
 NOISE = 0.01         # planted models: N(0, NOISE^2) added to every weight
 RECORD = ""          # set by scripts/measure.py: the last cell writes this run's measurements there

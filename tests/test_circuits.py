@@ -346,3 +346,20 @@ def test_random_overlap_baseline():
     assert C.random_overlap(32, 32, 32, draws=10)["jaccard"] == (1.0, 1.0, 1.0)
     with pytest.raises(ValueError, match="sizes"):
         C.random_overlap(0, 3, 32)
+
+
+def test_random_overlap_by_layer_keeps_each_layer_count():
+    # disjoint layers: random sets confined to them never meet
+    assert C.random_overlap_by_layer([(0, 1), (0, 2)], [(3, 0)], 4, 8, draws=500)["of_a"] == (0.0, 0.0, 0.0)
+    # a whole layer each: every draw is the same layer
+    full = [(2, h) for h in range(8)]
+    assert C.random_overlap_by_layer(full, full, 4, 8, draws=50)["jaccard"] == (1.0, 1.0, 1.0)
+    # two heads of one layer against four of it: expected |a ∩ b| / |a| = 4 / 8
+    r = C.random_overlap_by_layer([(1, 0), (1, 1)], [(1, 2), (1, 3), (1, 4), (1, 5)], 4, 8, draws=20000, seed=0)
+    assert abs(r["of_a"][0] - 0.5) < 0.02
+    # the same sizes spread over the model share less than when both sit in one layer
+    assert C.random_overlap(2, 4, 32, draws=20000)["of_a"][0] < r["of_a"][0]
+    with pytest.raises(ValueError, match="not \\(layer, head\\)"):
+        C.random_overlap_by_layer([(5, 0)], [(0, 0)], 4, 8)
+    with pytest.raises(ValueError, match="at least one"):
+        C.random_overlap_by_layer([], [(0, 0)], 4, 8)

@@ -68,6 +68,23 @@ def test_chapters_that_measure_take_a_record_parameter():
         assert "measured.record(RECORD" in (BOOK / chapter).read_text(), f"{chapter} never records"
 
 
+def test_papermill_reads_every_parameter():
+    """papermill (scripts/measure.py) must see each parameter: a second "=" on a line (">=" in a comment)
+    makes it skip the line with a warning."""
+    import re
+
+    import jupytext
+    from papermill.translators import PythonTranslator
+
+    for path in sorted(BOOK.glob("*.py")):
+        for cell in jupytext.read(path).cells:
+            if "parameters" not in cell.metadata.get("tags", []):
+                continue
+            assigned = re.findall(r"^([A-Za-z_]\w*)\s*=", cell.source, flags=re.MULTILINE)
+            seen = [p.name for p in PythonTranslator.inspect(cell)]
+            assert seen == assigned, f"{path.name}: papermill cannot read {sorted(set(assigned) - set(seen))}"
+
+
 def test_load_names_the_file_for_a_missing_key(tmp_path: Path):
     (tmp_path / "chX.json").write_text(json.dumps({"thresholds": {"A_MIN": {"value": 0.5}},
                                                    "tables": {"runs": [{"x": 1}]}}))

@@ -19,6 +19,7 @@ from .head_sets import (
     overlap,
     parse_head,
     random_overlap,
+    random_overlap_by_layer,
     top_heads,
     z_hooks,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "path_patch",
     "planted",
     "random_overlap",
+    "random_overlap_by_layer",
     "run_with_attention",
     "scoring",
     "task_circuit",

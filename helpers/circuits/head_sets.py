@@ -84,3 +84,30 @@ def random_overlap(n_a: int, n_b: int, n_heads: int, draws: int = 10000, seed: i
     inter = (a & b).sum(-1).float()
     stats = {"of_a": inter / n_a, "jaccard": inter / (a | b).sum(-1).float()}
     return {k: (v.mean().item(), v.quantile(0.025).item(), v.quantile(0.975).item()) for k, v in stats.items()}
+
+
+def random_overlap_by_layer(a: Sequence[Head], b: Sequence[Head], n_layers: int, n_heads: int,
+                            draws: int = 10000, seed: int = 0) -> dict[str, tuple]:
+    """The overlap of random head sets with as many heads *in each layer* as ``a`` and ``b``: the baseline
+    for two circuits that both sit in the same layers (which random sets over the whole model would miss).
+
+    ``n_heads`` is the number of heads per layer. Returns what :func:`random_overlap` returns: for ``of_a``
+    (|a ∩ b| / |a|) and ``jaccard``, (expected value, 2.5% and 97.5% quantiles) over ``draws`` pairs.
+    """
+    sa, sb = {tuple(h) for h in a}, {tuple(h) for h in b}
+    if not sa or not sb:
+        raise ValueError("both head sets need at least one head")
+    bad = [h for h in sa | sb if len(h) != 2 or not (0 <= h[0] < n_layers and 0 <= h[1] < n_heads)]
+    if bad:
+        raise ValueError(f"heads {sorted(bad)} are not (layer, head) of {n_layers} layers x {n_heads} heads")
+    g = torch.Generator().manual_seed(seed)
+    inter = torch.zeros(draws)
+    union = torch.zeros(draws)
+    for layer in range(n_layers):
+        ka, kb = sum(h[0] == layer for h in sa), sum(h[0] == layer for h in sb)
+        ra = torch.rand(draws, n_heads, generator=g).argsort(-1) < ka  # [draws, n_heads] membership in this layer
+        rb = torch.rand(draws, n_heads, generator=g).argsort(-1) < kb
+        inter += (ra & rb).sum(-1)
+        union += (ra | rb).sum(-1)
+    stats = {"of_a": inter / len(sa), "jaccard": inter / union}
+    return {k: (v.mean().item(), v.quantile(0.025).item(), v.quantile(0.975).item()) for k, v in stats.items()}
