@@ -280,13 +280,28 @@ if IS_ORGANISM:
     assert row["induction", "random repeated tokens"].top1 >= M["INDUCTION_TOP1_MIN"]
     print("the organism meets those bars and is at or above its measured floors")
 
+# %%
+# The worst held-out rule, split by the order of the two names: ABBA (S is the second name introduced,
+# "A met B …, B gave … to") and BABA (S is the first).
+worst_orders = card_module.by_order(model, card_module.rule_of(ioi_worst["structure"]), n=N_PROMPTS, seed=SEED)
+worst_order_gap = max(worst_orders.values()) - min(worst_orders.values())
+print(f"{ioi_worst['structure']}: " + ", ".join(f"{k} {v:.3f}" for k, v in worst_orders.items())
+      + f"; gap {worst_order_gap:.3f}")
+if IS_ORGANISM:
+    assert worst_order_gap > M["WORST_ORDER_GAP_MIN"], "the worst rule fails in one order of the names, not in both"
+
 # %% [markdown]
 # ### Where it still fails
 #
 # - **One held-out IOI rule is under its bar.** The worst held-out rule is the "met" join ("{A} met {B} at the
 #   {PLACE}") on every prompt set: IO above S on 0.885 of its 200 prompts on each of the three, against a bar of
 #   0.90. Every other held-out rule, the held-out openings included, is at 0.955 or above (the next worst, over
-#   the three sets).
+#   the three sets). It fails in one order of the names (printed above): with S introduced first ("B met A
+#   …, B gave … to") IO is above S on 0.78–0.81 of the prompts, with S second on 0.96–0.99 (asserted: a gap of
+#   0.15–0.21 on the three sets). The retrains fail elsewhere, each in one order too: seed 2's worst rule
+#   is the opening "As soon as" (0.68 with S second, 0.99 with S first, on one prompt set; measured on the
+#   retrain's weights, which are not shipped), while its "met" is at 0.94. A word the model never saw in a slot sends it back to a preference for one position, and
+#   which slot does so changes from run to run.
 # - **Names it never saw in an IOI text.** With IO drawn from the tenth of the names held out of IOI training
 #   (`split="test_names"`), IO is above S on 0.275–0.305 of the prompts: mostly the organism answers the
 #   repeated name. Its IOI mechanism works on the names it was trained on. The previous organism, trained
@@ -540,4 +555,5 @@ measured.record(RECORD, values={
     "ioi_unseen_names": float(unseen),
     "ioi_next_worst_rule": float(ioi_rules["accuracy"].nsmallest(2).iloc[-1]),
     "co_phase1_max": float(co_phase1_max),
+    "worst_order_gap": float(worst_order_gap),
 })

@@ -143,3 +143,14 @@ def test_card_plot_spread_draws_every_run_and_bar():
     assert len(ax.lines) == sum(k in BARS for k in spread.index)  # one tick per figure that has a bar
     with pytest.raises(ValueError, match="no runs"):
         plot_spread(pd.DataFrame(index=list(TOLERANCE)))
+
+
+def test_card_rule_of_and_by_order(organism):
+    from helpers.organism.card import IOI_RULES, by_order, rule_of
+
+    assert rule_of("join=met") == {"join": "met"} and rule_of("gap=2") == {"gap": 2}
+    assert [rule_of(f"{k}={v}") for r in IOI_RULES for k, v in r.items()] == IOI_RULES
+    with pytest.raises(ValueError, match="not one of"):
+        rule_of("join=saw")
+    acc = by_order(organism, {"join": "met"}, n=40, seed=3)
+    assert set(acc) == {"ABBA", "BABA"} and all(0.0 <= v <= 1.0 for v in acc.values())

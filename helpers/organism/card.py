@@ -20,6 +20,29 @@ IOI_RULES = [{"join": "met"}, {"gap": 2}, {"distractor": "in_gap"}, {"ending": "
              {"opening": "sub:As soon as"}, {"opening": "adv:That evening"}, {"opening": "scene:morning"}]
 
 
+def rule_of(structure: str) -> dict[str, Any]:
+    """The :data:`IOI_RULES` entry a card row names, e.g. ``"join=met"`` -> ``{"join": "met"}``."""
+    for rule in IOI_RULES:
+        (k, v), = rule.items()
+        if f"{k}={v}" == structure:
+            return rule
+    raise ValueError(f"{structure!r} is not one of the card's held-out IOI rules "
+                     f"({', '.join(f'{k}={v}' for r in IOI_RULES for k, v in r.items())})")
+
+
+def by_order(model: Any, rule: dict[str, Any], n: int = 200, seed: int = 0) -> dict[str, float]:
+    """IOI accuracy on one held-out rule, split by the order of the names: ``ABBA`` (S is the second name
+    introduced, "A and B …, B gave … to") and ``BABA`` (S is the first)."""
+    b = ioi.generate(n, split="test", seed=seed, rules=rule)
+    out = {}
+    for order in ("ABBA", "BABA"):
+        keep = [i for i, m in enumerate(b.meta) if m["order"] == order]
+        if not keep:
+            raise ValueError(f"no {order} prompt among {n}: raise n")
+        out[order] = evaluate_batch(model, b[keep])["accuracy"]
+    return out
+
+
 def _row(task: str, structure: str, split: str, res: dict[str, float]) -> dict[str, Any]:
     return {"task": task, "structure": structure, "split": split, "n": res["n"],
             "accuracy": res["accuracy"], "top1": res["top1"], "logit_diff": res["logit_diff"]}
