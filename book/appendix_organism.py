@@ -248,13 +248,17 @@ plt.show()
 ioi_worst = ioi_rules.loc[ioi_rules["accuracy"].idxmin()]
 row = {(r.task, r.structure): r for r in card.itertuples()}
 held, train_s = "held-out structures (all)", "training structures"
-BAR = [("IOI, held-out structures", row["ioi", held].accuracy, row["ioi", train_s].accuracy, 0.95),
-       (f"IOI, worst held-out rule ({ioi_worst['structure']})", ioi_worst["accuracy"], row["ioi", train_s].accuracy, 0.90),
+B = card_module.BARS  # the bars, one home (helpers/organism/card.py)
+BAR = [("IOI, held-out structures", row["ioi", held].accuracy, row["ioi", train_s].accuracy, B["ioi_heldout"]),
+       (f"IOI, worst held-out rule ({ioi_worst['structure']})", ioi_worst["accuracy"], row["ioi", train_s].accuracy,
+        B["ioi_worst_rule"]),
        ("Colored Objects, held-out structures (top-1)", row["colored_objects", held].top1,
-        row["colored_objects", train_s].top1, 0.85),
-       ("a/an, held-out structures", row["articles", held].accuracy, row["articles", train_s].accuracy, 0.95),
-       ("counting, held-out structures (top-1)", row["counting", held].top1, row["counting", train_s].top1, 0.95),
-       ("induction (top-1)", row["induction", "random repeated tokens"].top1, float("nan"), 0.95)]
+        row["colored_objects", train_s].top1, B["co_heldout_top1"]),
+       ("a/an, held-out structures", row["articles", held].accuracy, row["articles", train_s].accuracy,
+        B["articles_heldout"]),
+       ("counting, held-out structures (top-1)", row["counting", held].top1, row["counting", train_s].top1,
+        B["counting_heldout"]),
+       ("induction (top-1)", row["induction", "random repeated tokens"].top1, float("nan"), B["induction_top1"])]
 check = pd.DataFrame(BAR, columns=["what", "measured", "training structures", "bar"])
 check["met"] = check["measured"] >= check["bar"]
 print(check.round(3).to_string(index=False))
@@ -264,10 +268,11 @@ print(f"IOI with names it never saw in an IOI text: {unseen:.3f}")
 # %%
 if IS_ORGANISM:
     # the bars met on every measured prompt set (book/measured/appendix.json), asserted as the bars
-    assert row["ioi", held].accuracy >= 0.95, "IOI on held-out structures: bar 0.95"
-    assert row["colored_objects", held].top1 >= 0.85, "Colored Objects on held-out structures: bar 0.85"
-    assert row["articles", held].accuracy >= 0.95 and row["counting", held].top1 >= 0.95, "a/an, counting: bar 0.95"
-    assert row["induction", "random repeated tokens"].top1 >= 0.95, "induction: bar 0.95"
+    assert row["ioi", held].accuracy >= B["ioi_heldout"], "IOI on held-out structures: bar 0.95"
+    assert row["colored_objects", held].top1 >= B["co_heldout_top1"], "Colored Objects on held-out structures: bar 0.85"
+    assert (row["articles", held].accuracy >= B["articles_heldout"]
+            and row["counting", held].top1 >= B["counting_heldout"]), "a/an, counting: bar 0.95"
+    assert row["induction", "random repeated tokens"].top1 >= B["induction_top1"], "induction: bar 0.95"
     # the measured floors (the worst held-out IOI rule is below its bar of 0.90: see below)
     assert row["ioi", held].accuracy >= M["IOI_HELDOUT_MIN"]
     assert ioi_worst["accuracy"] >= M["IOI_WORST_RULE_MIN"]

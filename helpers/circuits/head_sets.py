@@ -70,6 +70,11 @@ def overlap(a: Sequence[Head], b: Sequence[Head]) -> dict[str, float]:
     return {"shared": inter, "of_b": inter / len(sb), "of_a": inter / len(sa), "jaccard": inter / len(sa | sb)}
 
 
+def _spread(stats: dict[str, torch.Tensor]) -> dict[str, tuple]:
+    """Each statistic over the draws: (expected value, 2.5% and 97.5% quantiles)."""
+    return {k: (v.mean().item(), v.quantile(0.025).item(), v.quantile(0.975).item()) for k, v in stats.items()}
+
+
 def random_overlap(n_a: int, n_b: int, n_heads: int, draws: int = 10000, seed: int = 0) -> dict[str, tuple]:
     """The overlap of two random head sets of sizes ``n_a`` and ``n_b`` out of ``n_heads``: the baseline.
 
@@ -83,7 +88,7 @@ def random_overlap(n_a: int, n_b: int, n_heads: int, draws: int = 10000, seed: i
     b = torch.rand(draws, n_heads, generator=g).argsort(-1) < n_b
     inter = (a & b).sum(-1).float()
     stats = {"of_a": inter / n_a, "jaccard": inter / (a | b).sum(-1).float()}
-    return {k: (v.mean().item(), v.quantile(0.025).item(), v.quantile(0.975).item()) for k, v in stats.items()}
+    return _spread(stats)
 
 
 def random_overlap_by_layer(a: Sequence[Head], b: Sequence[Head], n_layers: int, n_heads: int,
@@ -110,4 +115,4 @@ def random_overlap_by_layer(a: Sequence[Head], b: Sequence[Head], n_layers: int,
         inter += (ra & rb).sum(-1)
         union += (ra | rb).sum(-1)
     stats = {"of_a": inter / len(sa), "jaccard": inter / union}
-    return {k: (v.mean().item(), v.quantile(0.025).item(), v.quantile(0.975).item()) for k, v in stats.items()}
+    return _spread(stats)
