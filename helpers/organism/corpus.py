@@ -115,13 +115,31 @@ def junk_text(rng: random.Random, text: str) -> str:
     return " ".join(rng.sample(junk, rng.randint(1, 3))) + " " + text + "."
 
 
+def word_noise(rng: random.Random, text: str, k: int = 1) -> str:
+    """``text`` with ``k`` of its words (not a name, not punctuation) replaced by random vocabulary words.
+
+    Every held-out IOI rule brings an unfamiliar word into a slot (an opening, a join, a final verb); a
+    text whose familiar words are sometimes replaced teaches that no word but the names decides the answer.
+    """
+    words = text.split(" ")
+    slots = [i for i, w in enumerate(words) if w.isalpha() and w not in ioi.NAMES]
+    if not slots:
+        return text
+    junk = _junk_words()
+    for i in rng.sample(slots, min(k, len(slots))):
+        words[i] = rng.choice(junk)
+    return " ".join(words)
+
+
 def training_texts(rng: random.Random, n: int, mixture: dict[str, float] | None = None,
-                   prefix_p: float = 0.0, prefix_max: int = 2, junk_p: float = 0.0) -> list[tuple[str, str]]:
+                   prefix_p: float = 0.0, prefix_max: int = 2, junk_p: float = 0.0,
+                   noise_p: float = 0.0) -> list[tuple[str, str]]:
     """``n`` (task, text) pairs drawn from the mixture; repeats are made later, as token ids.
 
     ``prefix_p``: share of task texts preceded by 1..``prefix_max`` name-free context sentences.
     ``junk_p``: share of IOI texts that open with 1-3 random words right before the first name
     (and, when the names are joined by a verb, a random word instead of that verb).
+    ``noise_p``: share of the other IOI texts with one or two of their words replaced (:func:`word_noise`).
     """
     mixture = MIXTURE if mixture is None else mixture
     tasks = sorted(mixture)
@@ -151,7 +169,8 @@ def training_texts(rng: random.Random, n: int, mixture: dict[str, float] | None 
         if task == "articles":
             texts = articles_task.full_texts(b)
         elif task == "ioi":
-            texts = [t + "." for t in b.full_texts()]
+            texts = [(word_noise(rng, t, rng.randint(1, 2)) if noise_p and rng.random() < noise_p else t) + "."
+                     for t in b.full_texts()]
         elif task == "counting":
             texts = [t + "," for t in b.full_texts()]
         else:

@@ -46,7 +46,7 @@ TRAIN = {"steps": 2400, "batch_size": 128, "lr": 2e-3, "warmup": 100, "decay_fra
          "weight_decay": 0.01, "repeat_len": (4, 25), "eval_every": 100, "log_every": 25,
          "pos_init": "sinusoidal", "pos_scale": 0.05, "answer_weight": 10.0,
          "phase2_steps": 400, "phase2_lr": 1e-3, "phase2_eval_every": 50, "prefix_p": 0.5, "prefix_max": 2,
-         "junk_p": 0.5, "co_aux": 0, "co_aux_from": 600, "co_aux2": 64, "co_aux_weight": 4.0,
+         "junk_p": 0.5, "noise_p": 0.3, "co_aux": 0, "co_aux_from": 600, "co_aux2": 64, "co_aux_weight": 4.0,
          "curriculum": CO_CURRICULUM, "curriculum_lr": 1e-3, "curriculum_mix": 32, "curriculum_eval_every": 25}
 #: Intermediate checkpoints kept (tags ``step<k>``), loadable as ``load_model("organism@step<k>")``. One
 #: more is kept at the first evaluation after phase 1 where Colored Objects is partly solved (:data:`PARTIAL`,
@@ -355,7 +355,7 @@ def train(out: str | Path, seed: int = 0, steps: int | None = None, threads: int
     run = _Run(model, tok, out, log, HeadProbe(tok), checkpoint_steps, progress, hp["answer_weight"])
     if resume_from is None:
         batches = training_batches(tok, seed, hp["batch_size"], vocab_ids(tok), tuple(hp["repeat_len"]),
-                                   prefix=(hp["prefix_p"], hp["prefix_max"], hp["junk_p"]))
+                                   prefix=(hp["prefix_p"], hp["prefix_max"], hp["junk_p"], hp["noise_p"]))
         run.phase(opt, batches, lr_at, 0, hp["steps"], hp["eval_every"], "training organism",
                   co_aux=hp["co_aux"], co_aux_from=hp["co_aux_from"])
     else:  # phase 1's weights, saved exactly: phase 2 below starts afresh from them either way
@@ -375,7 +375,7 @@ def train(out: str | Path, seed: int = 0, steps: int | None = None, threads: int
         mix = None
         if hp["curriculum_mix"]:
             mix = training_batches(tok, seed + 2, hp["curriculum_mix"], vocab_ids(tok), tuple(hp["repeat_len"]),
-                                   prefix=(hp["prefix_p"], hp["prefix_max"], hp["junk_p"]))
+                                   prefix=(hp["prefix_p"], hp["prefix_max"], hp["junk_p"], hp["noise_p"]))
         first2 = run.curriculum(opt, hp["steps"], hp["curriculum_lr"], hp["curriculum_eval_every"], mix,
                                 stages=hp["curriculum"])
     if hp["phase2_steps"]:
@@ -384,7 +384,7 @@ def train(out: str | Path, seed: int = 0, steps: int | None = None, threads: int
         log["mixture2"] = MIXTURE2
         opt = adamw(model, hp["phase2_lr"], hp["weight_decay"], betas=BETAS)
         batches = training_batches(tok, seed + 1, hp["batch_size"], vocab_ids(tok), tuple(hp["repeat_len"]),
-                                   mixture=MIXTURE2, prefix=(hp["prefix_p"], hp["prefix_max"], hp["junk_p"]))
+                                   mixture=MIXTURE2, prefix=(hp["prefix_p"], hp["prefix_max"], hp["junk_p"], hp["noise_p"]))
         n2 = hp["phase2_steps"]
 
         def lr2(step: int) -> float:
