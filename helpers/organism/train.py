@@ -253,6 +253,7 @@ class _Run:
 
         model, tok, log = self.model, self.tok, self.log
         step = first
+        snaps: list[tuple[int, dict[str, torch.Tensor]]] = []  # every step's weights since the last evaluation
         for forms, n_steps, n in stages:
             for _ in tqdm(range(n_steps), desc=f"Colored Objects: {'+'.join(forms)}", disable=not self.progress,
                           mininterval=10):
@@ -284,9 +285,41 @@ class _Run:
                     log["loss"].append({"step": step, "loss": None if lm is None else round(lm, 4),
                                         "co_loss": round(co_loss.item(), 4), "time": round(time.time() - self.t0, 1),
                                         "curriculum": "+".join(forms)})
+                if log["partial_checkpoint"] is None:
+                    snaps.append((step, {k: v.detach().clone() for k, v in model.state_dict().items()}))
                 if (step - first) % eval_every == 0:
                     self.evaluate(step, final=False, may_be_partial=True)
+                    if log["partial_checkpoint"] is None and log["eval"][-1]["colored_objects"] > PARTIAL[1]:
+                        self.partial_between(snaps[:-1])
+                    snaps = []
         return step
+
+    def partial_between(self, snaps: list[tuple[int, dict[str, torch.Tensor]]]) -> None:
+        """Colored Objects jumped past :data:`PARTIAL` between two evaluations: keep the step in between nearest 50%.
+
+        The jump can take fewer steps than ``curriculum_eval_every``, so every step's weights since the
+        last evaluation are kept in memory; each is scored on the evaluation's Colored Objects prompts (held
+        out and training), and the one whose held-out accuracy is nearest 0.5 among those inside
+        :data:`PARTIAL` is evaluated in full and saved. The training itself is untouched (its weights are
+        restored), so the final weights are the same with or without this search.
+        """
+        model = self.model
+        now = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        test, train = make("colored_objects", 100, "test", seed=777), make("colored_objects", 100, "train", seed=778)
+        best = None
+        model.eval()
+        for step, state in snaps:
+            model.load_state_dict(state)
+            acc = evaluate_batch(model, test)["accuracy"]
+            ok = PARTIAL[0] <= min(acc, evaluate_batch(model, train)["accuracy"]) and acc <= PARTIAL[1]
+            if ok and (best is None or abs(acc - 0.5) < abs(best[1] - 0.5)):
+                best = (step, acc)
+        if best is not None:
+            model.load_state_dict(dict(snaps)[best[0]])
+            self.evaluate(best[0], final=False, may_be_partial=True)
+            for key in ("eval", "heads"):
+                self.log[key].sort(key=lambda r: r["step"])
+        model.load_state_dict(now)
 
     def evaluate(self, done: int, final: bool, may_be_partial: bool) -> None:
         """Held-out accuracy per task, the per-head scores, and a checkpoint where one is due."""
