@@ -133,10 +133,11 @@ if IS_ORGANISM:
     assert names_share > M["NAMES_RATIO_MIN"] * uniform_share and top_is_name > M["TOP_NAME_MIN"]
 
 # %% [markdown]
-# Over the three prompt sets of `book/measured/ch03.json` the names get 2.4-2.6 times the uniform share
-# (31-32% of the answer's saliency, against 12-13%), and the most salient context token is a name in 72-87%
-# of the prompts: the names matter most, in most prompts but not in all (the IOI prompts here are of many
-# structures and lengths). The asserts sit below the worst prompt set (`NAMES_RATIO_MIN`, `TOP_NAME_MIN`).
+# Over the three prompt sets of `book/measured/ch03.json` the names get 2.4-2.5 times the uniform share
+# (30% of the answer's saliency, against 12-13%), and the most salient context token is a name in 60-65%
+# of the prompts: the names matter most on average, but in a third of the prompts another token (a comma, the
+# last token, a verb) takes the largest single share (the IOI prompts here are of many structures and
+# lengths). The asserts sit below the worst prompt set (`NAMES_RATIO_MIN`, `TOP_NAME_MIN`).
 #
 # The completion, coloured by the shares of each generated token (choose the generated token in the menu;
 # hover over a token for its share). A static copy follows.
@@ -156,11 +157,12 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# In the example sentence the last token, *to*, from which the answer is predicted, takes the largest single
-# share (14%); next come the second *John* and *Mary* (12% and 11%). The three name tokens together take about
-# a third of the answer's saliency, as the seed's *1564* drew on *Shakespeare*. In the counting heatmap each
-# new number draws most on the number and the comma just before it. That is a picture. Is it right? A
-# saliency map makes a checkable claim: *these* tokens matter, the others less.
+# In the example sentence the names take the largest shares: the first *John* (19%) and *Mary* (18%), then
+# the second *John* (11%), ahead of the comma (9%) and the last token, *to* (7%), from which the answer is
+# predicted. The three name tokens together take about half of the answer's saliency, as the seed's *1564*
+# drew on *Shakespeare*. In the counting heatmap each new number draws most on the number and the comma just
+# before it. That is a picture. Is it right? A saliency map makes a checkable claim: *these* tokens matter,
+# the others less.
 #
 # ### 1.2 Testing it: delete the most salient tokens, or random ones
 #
@@ -205,7 +207,7 @@ plt.show()
 # Across three prompt seeds of the shipped organism (`python scripts/measure.py 03`, 200 prompts a row; the
 # numbers of this section's tables are read from `book/measured/ch03.json`), deleting the salient tokens
 # always costs the prediction much more than deleting random ones, and the same holds when they are replaced
-# (the gap in probability drop is 0.48-0.59 over the six rows, in prediction changed 0.51-0.59):
+# (the gap in probability drop is 0.50-0.59 over the six rows, in prediction changed 0.50-0.62):
 
 # %%
 print(M.provenance())
@@ -286,12 +288,13 @@ pd.DataFrame(M["lens"])
 pd.DataFrame({name: acc.tolist() for name, acc in lens_acc.items()}, index=stages).T.round(2)
 
 # %% [markdown]
-# At the 90% level the separator comes first in every prompt set (after MLP 1 in two of them, after layer 2's
-# attention in the third), the next number last (after the last MLP), as the seed saw: commas early, numbers
-# deep. At the 50% level the order is reversed: the next number is already top-1 on half the comma positions
-# after MLP 0, the separator only after MLP 1. And the separator's 90% stage is in the first half of this
-# 4-layer model in two prompt sets but not in the third, so the chapter asserts only the order at the 90%
-# level (separator before number), not which half of the model each is in.
+# At the 90% level the separator comes first in every prompt set (after MLP 1), the next number later (after
+# MLP 2), as the seed saw: commas early, numbers deeper. The 50% level keeps the order: the separator is top-1
+# on half the number positions after MLP 0, the next number on half the comma positions after layer 1's
+# attention. The last layer adds little to either (the number is at 0.97-1.00 from MLP 2 on in this run).
+# In a 4-layer model "early" and "deep" are one layer apart (the separator's 90% stage is in layer 1, the
+# number's in layer 2, in every prompt set), so the chapter asserts the order at the 90% level (separator
+# before number), not which half of the model each is in.
 
 # %%
 sep_stage = lens.first_stage(lens_acc["separator (after a number)"], stages, 0.9)
@@ -336,13 +339,15 @@ by_comma.round(2)
 pd.DataFrame(M["lens_digits"])
 
 # %% [markdown]
-# In every prompt set the lens reads a one-digit next number on half the commas after MLP 0, a two-digit one
-# only after MLP 2 (at 90%: after layer 3's attention, or MLP 2, against the last MLP). At the same comma of
-# the sequence, the lens after MLP 0 is right on 0.21-0.30 more of the one-digit numbers than of the
-# two-digit ones (mean over the 1st to 4th comma). The gap is smallest at the first comma (0.05-0.18), where
-# only one number has been seen, and larger at the 3rd and 4th (0.22-0.43): position does not explain it.
-# Two-digit numbers are not decided in another place: they become readable deeper in the model. Asserted:
-# the two 50% stages in this order, and a mean gap above `DIGIT_LAG_MIN`. Section 3.3 finds the same split in
+# No lag. In every prompt set the lens reads one-digit and two-digit next numbers at the same stages: on
+# half the commas after layer 1's attention, on 90% after MLP 2. Over all commas the one-digit row is a little
+# ahead before that (in this run 0.74 against 0.60 after layer 1's attention), but not at the same comma of
+# the sequence: there, after layer 1's attention, the lens is right on *more* two-digit next numbers at the
+# first comma (0.74-0.82, against 0.47-0.55 for one-digit ones) and about as often at the 2nd to 4th (within
+# 0.1 either way), so the mean gap, one-digit minus two-digit, is negative in every prompt set (-0.06 to
+# -0.10). In this organism two-digit numbers are decided neither in another place nor later than one-digit
+# ones. Asserted: the two-digit 50% stage no later than the one-digit one, and a mean gap below
+# `DIGIT_LAG_MAX` (two-digit numbers read at least as well at the same commas). Section 3.3 asks the same of
 # the activations.
 
 # %%
@@ -351,9 +356,9 @@ stage_of = {name: lens.first_stage(lens_acc[name], stages, 0.5)
 stage_txt = {name: s[1] if s is not None else "no stage" for name, s in stage_of.items()}
 if IS_ORGANISM:
     assert None not in stage_of.values(), "the lens reads both kinds of number on half the commas somewhere"
-    assert stage_of["next number < 10"][0] < stage_of["next number >= 10"][0], \
-        "two-digit numbers reach 50% later than one-digit ones"
-    assert digit_lag.mean() > M["DIGIT_LAG_MIN"], "... also at the same comma of the sequence"
+    assert stage_of["next number >= 10"][0] <= stage_of["next number < 10"][0], \
+        "two-digit numbers reach 50% no later than one-digit ones"
+    assert digit_lag.mean() < M["DIGIT_LAG_MAX"], "... and at the same commas they are read at least as well"
 
 # %% [markdown]
 # ## 3. Clustering the activations
@@ -407,12 +412,13 @@ labels, _, _ = clustering.kmeans(a.acts, K, seed=SEED)
 clustering.cluster_table(labels, a.kinds, a.strings)
 
 # %% [markdown]
-# On prompt seed 0 the table reads partly like the seed's list: a cluster of first tokens (in the scatter
-# they are a single point: the same token at the same position always has the same activations), one of
-# numbers, one of commas, three almost only of plain words (one of verbs and prepositions such as "and",
-# "at", "visited", one mostly of articles, one of verbs of taking: "found", "got", "bought"), and two large
-# mixed clusters, about half plain words, where names, colours, objects and places gather with the other
-# punctuation. Names do not form a cluster of their own here; they are spread over the two mixed clusters.
+# On prompt seed 0 the table reads partly like the seed's list: a cluster of first tokens (with a few full
+# stops; in the scatter the first tokens are a single point: the same token at the same position always has
+# the same activations), one of numbers, one mostly of commas, one of colours (all of them, and nothing
+# else), two almost only of plain words (one of verbs and prepositions such as "at", "visited", "on", one of
+# the articles "the" and "The"), and two large mixed clusters: the largest (almost 900 tokens), mostly plain
+# words with punctuation and nearly all the names, and one where objects and places gather with plain words
+# and verbs of taking ("found", "bought"). Names do not form a cluster of their own here.
 # *Purity* puts one number on it: the fraction of tokens whose kind is their cluster's majority kind. Its
 # chance level is not 1/8: shuffling the tokens among the same clusters gives about the share of the most
 # common kind, plain words (the "shuffled" column below).
@@ -481,7 +487,9 @@ else:
 #   the share of the commas before a two-digit number (0 when the clusters ignore the digits, 1 when the
 #   two kinds of comma are fully apart). Its chance level comes from handing the same clusters out at
 #   random among the commas. One-digit numbers only come early in a prompt, so the split is also counted
-#   over the 1st to 4th comma of each prompt alone, where both kinds occur.
+#   over the 1st to 4th comma of each prompt alone, where both kinds occur. Whatever parts the commas, the
+#   last column says which next numbers each cluster holding commas has (lowest-highest, and how many
+#   commas): clusters by digit would read "2-9" and "10-29".
 
 # %%
 count_enc = cluster_encs[0]
@@ -498,6 +506,13 @@ def digit_split(clusters: torch.Tensor, one: torch.Tensor, two: torch.Tensor) ->
     return (n1[c] / n1.sum() - n2[c] / n2.sum()).item()
 
 
+def comma_ranges(clusters: torch.Tensor, commas: torch.Tensor, next_values: torch.Tensor) -> str:
+    """Each cluster holding commas: the lowest-highest next number of its commas (their count)."""
+    parts = sorted((int(v.min()), int(v.max()), len(v)) for v in
+                   (next_values[commas & (clusters == c)] for c in clusters[commas].unique().tolist()))
+    return " | ".join(f"{lo}-{hi} ({n})" for lo, hi, n in parts)
+
+
 counting_rows, counting_tables = {}, {}
 shuffle_gen = torch.Generator().manual_seed(SEED)
 for layer in range(N_LAYERS):
@@ -505,14 +520,16 @@ for layer in range(N_LAYERS):
     keep = torch.tensor([k != "first token" for k in a.kinds])
     kinds = [k for k, kp in zip(a.kinds, keep.tolist()) if kp]
     strings = [t.replace("Ġ", " ").strip() for t, kp in zip(a.strings, keep.tolist()) if kp]
+    next_value = count_next[real].cpu()[keep]
     fine = ["number" if k == "number" else
             ("frame word" if w != "," or v < 0 else "comma -> 1 digit" if v < 10 else "comma -> 2 digits")
-            for k, w, v in zip(kinds, strings, count_next[real].cpu()[keep].tolist())]
+            for k, w, v in zip(kinds, strings, next_value.tolist())]
     x = F.normalize(a.acts[keep], dim=-1)
     two, _, _ = clustering.kmeans(x, 2, seed=SEED)
     three, _, _ = clustering.kmeans(x, 3, seed=SEED)
     one_d = torch.tensor([f == "comma -> 1 digit" for f in fine])
     two_d = torch.tensor([f == "comma -> 2 digits" for f in fine])
+    is_number = torch.tensor([f == "number" for f in fine])
     same_place = count_place[keep] <= 4     # the 1st to 4th comma of a prompt: both kinds occur there
     at_commas = (one_d | two_d).nonzero().squeeze(1)
     shuffled = []
@@ -521,21 +538,24 @@ for layer in range(N_LAYERS):
         labels_[at_commas] = three[at_commas[torch.randperm(len(at_commas), generator=shuffle_gen)]]
         shuffled.append(digit_split(labels_, one_d, two_d))
     table = pd.crosstab(pd.Series(three.tolist(), name="cluster (k=3)"), pd.Series(fine, name=""))
+    numbers_together = torch.bincount(three[is_number]).max().item() / int(is_number.sum())
     counting_rows[f"layer {layer}"] = {
         "k=2: purity (number / comma)": clustering.purity(two, kinds),
         "k=3: clusters mostly commas": int(table.idxmax(1).str.startswith("comma").sum()),
         "k=3: digit split": digit_split(three, one_d, two_d),
         "k=3: digit split, 1st-4th comma": digit_split(three, one_d & same_place, two_d & same_place),
-        "shuffled": sum(shuffled) / len(shuffled)}
+        "shuffled": sum(shuffled) / len(shuffled),
+        "k=3: numbers in their largest cluster": numbers_together,
+        "k=3: commas' clusters (next numbers)": comma_ranges(three, one_d | two_d, next_value)}
     counting_tables[layer] = table
 # the most a 2-cluster split can reach against these kinds: the two largest (numbers, separators) split clean
 k2_ceiling = sum(sorted(pd.Series(kinds).value_counts())[-2:]) / len(kinds)
-counting_purity = pd.DataFrame(counting_rows).T
+counting_purity = pd.DataFrame.from_dict(counting_rows, orient="index")
 display(counting_purity.round(3))
 print(f"k=2, the highest purity these tokens allow (the frames' words fall in one cluster or the other): "
       f"{k2_ceiling:.3f}")
-print(f"3 clusters at layer 0 and at layer {N_LAYERS - 1}:")
-pd.concat({f"layer {layer}": counting_tables[layer] for layer in (0, N_LAYERS - 1)}).fillna(0).astype(int)
+print("3 clusters at every layer:")
+pd.concat({f"layer {layer}": counting_tables[layer] for layer in range(N_LAYERS)}).fillna(0).astype(int)
 
 # %% [markdown]
 # Measured (`scripts/measure.py 03`, K = 8, 100 prompts, the first token included; purity by layer, the
@@ -546,7 +566,7 @@ pd.DataFrame(M["clusters"])
 
 # %% [markdown]
 # The K = 8 clusters of section 3.2 read mostly the token's kind: in every prompt set their purity is highest
-# at layer 0 (0.74-0.78) and lower at every later layer (0.65-0.72), against 0.46 by chance.
+# at layer 0 (0.74-0.79) and lower at every later layer (0.65-0.73), against 0.46 by chance.
 #
 # Reads or writes? Purity against the token's own kind and against the kind of the token that comes next
 # (this run's table in section 3.2), by layer, in every prompt set:
@@ -556,10 +576,11 @@ pd.DataFrame(M["clusters_next"])
 
 # %% [markdown]
 # Counted above each one's shuffled level (the two levels differ by less than 0.01), layer 0's clusters
-# follow the token's own kind more than the next token's, by 0.04-0.10 over the three prompt sets, and the
-# last layer's follow the next token's kind more, by 0.04-0.05: the first MLP is organised by what it reads,
-# the last by what the model is about to write. A small effect, but its sign is the same in every prompt
-# set; the asserts ask for it with `NEXT_KIND_FIRST_MAX` and `NEXT_KIND_LAST_MIN`.
+# follow the token's own kind more than the next token's, by 0.04-0.11 over the three prompt sets, and the
+# last layer's follow the next token's kind more, by 0.01-0.04: the first MLP is organised by what it reads;
+# from layer 2 on, the clusters lean, slightly, towards what the model is about to write. At the last layer
+# the effect is small (0.01 in two of the three prompt sets), but its sign is the same in every prompt set;
+# the asserts ask for it with `NEXT_KIND_FIRST_MAX` and `NEXT_KIND_LAST_MIN`.
 
 # %%
 print("above chance, next token's kind minus own kind, by layer:", next_minus_own.round(3).tolist())
@@ -582,36 +603,49 @@ pd.DataFrame(M["counting_split"])
 # layer raises the purity. A split that layer 0 already makes says nothing about what the model computes, so
 # the chapter asserts nothing about it.
 #
-# With 3 clusters the picture changes with depth (this run's tables above). At layer 0 the commas stay
-# together in one cluster (in this run the third cluster takes the frames' words and a few numbers). At the
-# last layer the commas split in two: one cluster holds (almost) only commas before two-digit numbers, the
-# other all the commas before one-digit numbers, together with the frames' words and a minority of the
-# two-digit commas. The digit split by layer, over the last layer's 1st to 4th commas alone, and its chance
-# level:
+# With 3 clusters (this run's tables above) the number tokens keep one cluster at every layer, one-digit and
+# two-digit numbers together. What moves is the commas. In this run they share one cluster at layer 0 (the
+# third cluster takes the frames' words and a few numbers), split in two at layers 1 and 2, and are together
+# again at the last layer, with a few of the frames' words. The split of layers 1 and 2 is not by digits: both
+# halves hold commas before small and large numbers alike (the last column). The digit split by layer, over
+# the last layer's 1st to 4th commas alone, and its chance level, in every prompt set; then the next numbers
+# of each cluster's commas:
 
 # %%
 pd.DataFrame(M["counting_digits"])
 
+# %%
+pd.DataFrame(M["counting_commas"])
+
 # %% [markdown]
-# In every prompt set the split is 0 at layer 0 (the commas share one cluster), 0.50-0.58 at layer 1,
-# 0.58-0.73 at layer 2 and 0.78-0.83 at the last layer, against -0.02 to 0.05 by chance; over the 1st to 4th
-# commas alone it is still 0.62-0.83 at the last layer, so it is not the comma's place in the prompt. This is
-# the seed's "new cluster past 10", at the positions that produce the numbers: from layer 1 on the commas
-# before two-digit numbers move away from the others, most at the last layer, where they take a cluster of
-# their own; and the lens of section 2 reads their numbers two layers later than one-digit ones. The asserts
-# ask for a last-layer split above layer 0's by more than `DIGIT_SPLIT_MIN`, and above it over the 1st to 4th
-# commas alone.
+# The seed's "new cluster past 10" does not appear in this organism. In every prompt set the last layer keeps
+# all the commas in one cluster, so its digit split is 0, over the 1st to 4th commas too. At layers 1 and 2
+# the commas split in two in every prompt set, but not by the number that follows: the digit split there is
+# -0.02 to 0.18 (in this run 0.08 and 0.10, against 0.06 by chance), and each of the two clusters holds commas
+# before one-digit and two-digit numbers alike (every range runs from 6 or less to 21 or more). Layer 0
+# differs between prompt sets. In one, the commas share a cluster. In the other two, the early commas part
+# from the late ones: those before the numbers 2 to 13 from those before 14 to 28. The digit split scores
+# that 0.71-0.76, but the boundary is at 13/14, not at 10: early against late in the count, not one digit
+# against two. Nothing here sets two-digit numbers apart, and the lens of section 2 agrees: it reads them no
+# later than one-digit ones. (The book's previous organism, trained with an earlier recipe (see the
+# appendix), did both: its last layer put the commas before two-digit numbers in a cluster of their own, and
+# its lens read those numbers later. That was a property of one trained model, not of counting.) Asserted:
+# the last layer's digit split stays below `DIGIT_SPLIT_LAST_MAX`, also over the 1st to 4th commas alone. That
+# bound is above what the middle layers' splits, which are not by digits, reach, and far below a cluster of
+# their own for the commas before two-digit numbers, which would score near 1.
 
 # %%
 split = counting_purity["k=3: digit split"]
 split_same_place = counting_purity["k=3: digit split, 1st-4th comma"]
+print(f"digit split at the last layer: {split.iloc[-1]:.2f} "
+      f"({split_same_place.iloc[-1]:.2f} at the 1st-4th commas)")
 if IS_ORGANISM:
-    assert split.iloc[-1] - split.iloc[0] > M["DIGIT_SPLIT_MIN"], "the last layer splits the commas by digits"
-    assert split_same_place.iloc[-1] > M["DIGIT_SPLIT_MIN"], "... also at the same places in the sequence"
+    assert split.iloc[-1] < M["DIGIT_SPLIT_LAST_MAX"], "the last layer does not part the commas by digits"
+    assert split_same_place.iloc[-1] < M["DIGIT_SPLIT_LAST_MAX"], "... nor at the same places in the sequence"
 
 # %% [markdown]
 # Every layer's K = 8 clusters are purer than chance in every run (all five tasks; the smallest gap is
-# 0.18-0.21): the assert asks for a gap above `PURITY_GAP_MIN` at every layer. The chapter's thresholds, each
+# 0.18-0.22): the assert asks for a gap above `PURITY_GAP_MIN` at every layer. The chapter's thresholds, each
 # with the rule that derived it from the runs above:
 
 # %%
@@ -645,6 +679,10 @@ print(gpt2_summary)
 
 # %%
 pd.set_option("display.max_colwidth", None)
+two_digits_later = (None not in stage_of.values()
+                    and stage_of["next number >= 10"][0] > stage_of["next number < 10"][0])
+two_digits_apart = split.iloc[-1] >= M["DIGIT_SPLIT_LAST_MAX"]  # the last layer parts the commas by digits
+digits_verdict = {0: "no", 1: "partly", 2: "yes"}[int(two_digits_later) + int(two_digits_apart)]
 ONLINE = "the same cells with MODEL = 'gpt2-xl' (not run here: offline)" if MODEL == "organism" else f"see above ({MODEL})"
 pd.DataFrame([
     ["Gradient x input shares say which input tokens a prediction came from",
@@ -663,12 +701,13 @@ pd.DataFrame([
      f"separator at {sep_txt}, number at {num_txt} of {N_LAYERS} (>= 90% of {N_COUNTING} prompts)"],
     ["Two-digit numbers are decided elsewhere",
      "seed 003: a new cluster takes over past 10", ONLINE,
-     ("partly, as 'later': numbers are single tokens here (as in GPT-2); the lens reads a one-digit next "
+     (f"{digits_verdict}: numbers are single tokens here (as in GPT-2); the lens reads a one-digit next "
       f"number on half the commas after {stage_txt['next number < 10']}, a two-digit one after "
-      f"{stage_txt['next number >= 10']} ({digit_lag.mean():.2f} apart at {digit_stage[1]} at the same "
-      "commas of the sequence); with 3 clusters, the commas before two-digit numbers take a cluster of their "
-      f"own at layer {N_LAYERS - 1} (digit split {split.iloc[-1]:.2f}, {split_same_place.iloc[-1]:.2f} at the "
-      f"1st-4th commas; {split.iloc[0]:.2f} at layer 0)")],
+      f"{stage_txt['next number >= 10']} (one-digit minus two-digit accuracy at {digit_stage[1]}, at the "
+      f"same commas of the sequence: {digit_lag.mean():+.2f}); with 3 clusters, the last layer's digit split "
+      f"of the commas is {split.iloc[-1]:.2f} ({split_same_place.iloc[-1]:.2f} at the 1st-4th commas; "
+      "1 would be a cluster of their own), and at every layer one cluster holds at least "
+      f"{counting_purity['k=3: numbers in their largest cluster'].min():.0%} of the number tokens")],
     ["Activation clusters are humanly readable (first token, separators, numbers, names …)",
      "seed 003: observed (pictures)", ONLINE,
      (f"purity {purity['purity (token kind)'].min():.2f}-{purity['purity (token kind)'].max():.2f} by layer vs "
@@ -682,12 +721,15 @@ pd.DataFrame([
 # %% [markdown]
 # What differs, and why: the seed's model is GPT-2 XL (48 layers, a 50k-token byte-level vocabulary); the
 # organism has 4 layers and a few hundred words, so the seed's sentence cannot even be written to it, and
-# "early" and "deep" layers are one or two layers apart (the separator is read after MLP 1 or layer 2's
-# attention, not in a first half of dozens of layers). The methods are the same calls on both; the seed's
-# pictures become measurements here. One claim holds in a changed form: two-digit numbers are not decided
-# in another place, but later, and the commas before them take a cluster of their own. The 2-cluster
-# number / comma split, which the seed shows as a finding, is on the organism the tokens' identity,
-# complete at layer 0.
+# "early" and "deep" layers are one layer apart (the separator is read after MLP 1, the next number after
+# MLP 2, not in halves of dozens of layers). The methods are the same calls on both; the seed's pictures
+# become measurements here. One claim does not hold on the organism: two-digit numbers are decided neither
+# in another place nor later. The lens reads them at the same stages as one-digit ones, the clusters never
+# part the commas at 10 (in two prompt sets layer 0 parts the early commas from the late ones, at 13/14), and
+# the last layer keeps all the commas together. The book's previous organism did set two-digit numbers apart
+# in both ways, so this is a property of a trained model, not of the task. Whether GPT-2 XL shows the seed's
+# new cluster past 10 is for the online run to say. The 2-cluster number / comma split, which the seed shows
+# as a finding, is on the organism the tokens' identity, complete at layer 0.
 
 # %%
 # Run by scripts/measure.py (RECORD set): what the asserts and the tables above rest on. Otherwise nothing.
@@ -739,4 +781,7 @@ if RECORD:
                              f"layer {N_LAYERS - 1}, shuffled": counting_purity["shuffled"].iloc[-1],
                              f"k=3, layer {N_LAYERS - 1}: clusters mostly commas":
                                  int(counting_purity["k=3: clusters mostly commas"].iloc[-1])}],
+        "counting_commas": [{"model": MODEL, "prompt seed": SEED,
+                             **{f"layer {i}": r for i, r in enumerate(
+                                 counting_purity["k=3: commas' clusters (next numbers)"])}}],
     })

@@ -29,7 +29,8 @@
 #
 # This chapter runs every step of that method on the book's model organism (offline, CPU) with the
 # batched patching engine of `helpers/patching.py` and path patching from `helpers/circuits.py`. The
-# organism is much smaller than GPT-2 small (4 layers) and was trained on a grammar of IOI sentences; we report the
+# organism is much smaller than GPT-2 small (4 layers) and was trained on a grammar of IOI sentences (three in ten
+# with one or two of their non-name words replaced by random words; the appendix has its recipe); we report the
 # circuit it actually has, which is **not** GPT-2's, and say where it differs.
 
 # %%
@@ -165,8 +166,8 @@ print(f"layer 0: recovery {resid_rec[0, s2]:.2f} at S2 (position {s2}), {resid_r
       f"layer {L - 1}: {resid_rec[L - 1, s2]:.2f} at S2, {resid_rec[L - 1, -1]:.2f} at END")
 
 # %% [markdown]
-# The information starts at S2 (only S2 differs between the prompts) and has moved to END by the last
-# layer. Which heads move it?
+# The information starts at S2 (only S2 differs between the prompts); by the input of the last layer most of it
+# is at END, and the last layer's heads move the rest. Which heads move it?
 #
 # ### 3.2 Every head, all positions and per position
 
@@ -421,18 +422,23 @@ attn_table.round(3)
 # **What the organism does: it suppresses the name in the final clause's subject slot, repeated or not**
 # (three prompt sets, `book/measured/ch04.json`):
 #
-# * **Attention does not depend on the repetition.** The four S-heads give the S2 slot 0.76–1.00 of their
-#   attention from END on clean prompts; on ABC prompts, where the name in that slot is seen once, none of
-#   them loses more than 0.06 of it (the main S-head, L3H6: 0.82–0.99 clean, 0.76–0.99 ABC). Nor do their
-#   inputs detect the repeat: the two heads that feed them attend from S2 to S2 itself (section 5, above).
-# * **The logit difference does.** Without the repetition it is gone: 11.7–12.2 on clean prompts of all
-#   held-out structures, −0.06 to +0.15 on their ABC twins (on the one template of each prompt set: 7.0–13.6
-#   against −0.53 to +0.66). S's logit rises by 6.2–6.9 and IO's falls by 5.3–5.4, so the two meet; D, the
-#   new name ABC puts in the slot, ends 8.6–9.3 logits *below* where it stands on the clean prompt, where it
+# * **Attention does not depend on the repetition.** The S-heads (three or four: L2H4, L2H5 and L3H1 on every
+#   prompt set, L3H2 on two) give the S2 slot 0.69–0.99 of their attention from END on clean prompts; on ABC
+#   prompts, where the name in that slot is seen once, none of them loses more than 0.05 of it (the main
+#   S-head, L2H5: 0.96–0.99 clean, 0.95–0.98 ABC). Nor do their inputs detect the repeat: the two heads that
+#   feed them attend from S2 to S2 itself (section 5, above).
+# * **The logit difference does.** Without the repetition it is gone: 9.9–11.2 on clean prompts of all
+#   held-out structures, +0.01 to +0.35 on their ABC twins (on the one template of each prompt set: 9.7–10.2
+#   against +0.17 to +0.74). S's logit rises by 5.5–6.1 and IO's falls by 4.3–4.8, so the two meet; D, the
+#   new name ABC puts in the slot, ends 7.7–8.5 logits *below* where it stands on the clean prompt, where it
 #   does not occur at all: the heads now push D down instead of S. (IO's fall says that something on the
 #   clean prompts also raises IO; this chapter does not trace what, nor whether it reads the repetition.)
-# * **Not the last name.** With a third name C after S2, the S-heads give C at most 0.02 of their attention
-#   and the main one keeps 0.98–0.99 on S2; the model still answers IO (logit difference 13.0–13.8).
+# * **Not the last name.** With a third name C after S2, the S-heads give C at most 0.007 of their attention
+#   and the main one keeps 0.98 on S2; the model still answers IO (logit difference 10.8–11.3, IO the first
+#   of the three names on 99–100% of prompts). The logits of S and C end close, and settle nothing (see
+#   above): C is 0.2–0.8 below S on average, and S below C on 42–48% of prompts. The organism before its
+#   retraining with random words put S 0.5–1.2 *below* C, with the same attention: that comparison flipped
+#   sign, the S-heads' attention did not.
 #
 # In this grammar the final clause's subject is always the repeated name, so "suppress the subject of the
 # final clause" and "suppress the repeated name" agree on every prompt the organism was trained or tested
@@ -536,7 +542,7 @@ for k, b in backups.items():
     print(f"{k}: IO above S on {b['held-out accuracy (all structures)']:.0%} of all held-out prompts and "
           f"{b['accuracy (IO above S)']:.0%} of this template's; logit diff "
           f"{b['clean logit diff']:.2f} -> {b['logit diff after knockout']:.2f} without "
-          f"{b['knocked out (answer writers)']}; the other heads make up {b['compensation']:.0%} of the "
+          f"{b['knocked out (answer writers)']}; the other heads make up {b['compensation']:.1%} of the "
           f"{b['their DLA lost']:.2f} logits of DLA lost; largest single rise {b['largest rise']} logits "
           f"({b['largest rise / DLA lost']:.1%} of the DLA lost); backup heads: {b['backup heads']}")
 backup_table
@@ -564,6 +570,26 @@ if twin_sha is not None and "dropout_sha256" in runs and twin_sha not in set(run
           "re-run `python scripts/measure.py 04`")
 pd.DataFrame({name: {row: M.span(pre + col, f) for row, col, f in SIDE}
               for name, pre in [("organism", ""), ("organism-dropout", "dropout_")]})
+
+# %% [markdown]
+# **Neither model has a backup head, and the one trained with dropout compensates less.** Knocking out the
+# organism's answer writers leaves a little for the other heads: they make up 0.7–4.0% of the DLA lost, and the
+# largest single rise (L3H2 or L1H2, 0.10–0.30 logits) is 1.8–5.1% of it, well under the 10% a backup head
+# needs. The twin, measured the same way on the same prompts, has its own answer writers (L2H0, L2H4, L2H5, L3H4,
+# and L3H7 on one prompt set) and even less behind them: its other heads' DLA falls in total (−1.3% to −0.1%
+# of the DLA lost) and its largest single rise, 0.008–0.027 logits (0.1–0.6%), is about a tenth of the
+# organism's on every prompt set. Seed 002's guess, that dropout is what makes backup heads, is not borne out
+# at this size: the model trained with dropout is the one whose other heads take over less.
+
+# %%
+if IS_ORGANISM:
+    assert not backup, "no backup heads (measured)"
+    assert ours["largest rise / DLA lost"] > M["RISE_MIN"], "... but the organism's other heads rise a little"
+    if "organism-dropout" in backups:  # the twin, measured the same way
+        tw = backups["organism-dropout"]
+        assert tw["backup heads"] == "none", "dropout did not make backup heads (measured)"
+        assert tw["largest rise / DLA lost"] < M["DROPOUT_RISE_MAX"] < M["RISE_MIN"], \
+            "the dropout twin's other heads rise less than the organism's (ranges apart over the prompt sets)"
 
 
 # %% [markdown]
@@ -608,10 +634,15 @@ rows = [[k, ld[f"F(C∖{k})"], ld[f"F(M∖{k})"], abs(ld[f"F(C∖{k})"] - ld[f"F
 crit = pd.DataFrame(rows, columns=["K", "F(C∖K)", "F(M∖K)", "incompleteness / F(M)", "Δ logit diff / F(C)",
                                    "Δ top-1"])
 crit["minimality"] = crit[["Δ logit diff / F(C)", "Δ top-1"]].max(axis=1)
-single_drop = crit.minimality[crit.K.isin([head_name(h) for h in circuit_heads])].min()  # the least needed head
+singles = crit[crit.K.isin([head_name(h) for h in circuit_heads])].set_index("K").minimality  # one head each
+least = singles.idxmin()  # the least needed circuit head
+single_drop = singles[least]
+pp_singles = singles[[head_name(h) for h in abc_circuit]]  # ... of the heads path patching found
+pp_drop = pp_singles.min()
 print(f"whole model: logit diff {F_M:.2f}, top-1 {top1['F(M)']:.0%}; circuit alone: {faithfulness:.0%} of the "
       f"logit difference, top-1 {top1['F(C)']:.0%}; ABC-found heads alone: {faith_abc:.0%}, top-1 "
-      f"{top1['F(C_ABC)']:.0%}; least needed circuit head: minimality {single_drop:.3f}")
+      f"{top1['F(C_ABC)']:.0%}; least needed circuit head: {least}, minimality {single_drop:.3f}; least needed "
+      f"of the heads path patching found: {pp_singles.idxmin()}, {pp_drop:.3f}")
 display(faith_table.round(3))
 crit.round(3)
 
@@ -623,16 +654,15 @@ if IS_ORGANISM:
         "several S-suppression heads, in more than one layer, write the answer"
     assert -direct_effect[main] > M["DIRECT_MAIN_MIN"] and -direct_no_mlp[main] > M["NO_MLP_MIN"], \
         "the strongest S-head carries a large share of the logit difference, a good part of it by itself"
-    # replaced: "several heads bring the names to END" (knockout carriers) no longer holds: section 5 and 8
+    # not asserted: how many heads the knockout finds (4 to 7 over the prompt sets; section 5 names them)
     assert faithfulness > M["FAITH_LO"] and top1["F(C)"] > M["TOP1_MIN"], "the circuit alone keeps the logit difference"
     assert ld["F(C_ABC)"] / F_M > M["ABC_FAITH_MIN"] and top1["F(C_ABC)"] < M["ABC_TOP1_MAX"], \
         "the ABC heads alone keep the logit difference but not the answer"
     assert top1["F(C)"] - top1["F(C_ABC)"] > M["TOP1_GAIN_MIN"], "the heads found by knockout bring top-1 back"
-    assert single_drop > M["MINIMAL_MIN"], "every circuit head matters (minimality, on either metric)"
+    # removed: "every circuit head matters" (single_drop > MINIMAL_MIN). Over the retrained organism's prompt sets
+    # the least needed head changes the circuit by 0.006-0.078, so the threshold fell to 0.004: it tested nothing.
+    assert pp_drop > M["MINIMAL_PP_MIN"], "every head path patching found matters (minimality, on either metric)"
     assert crit["incompleteness / F(M)"].max() > M["INCOMPLETE_MIN"], "the circuit is not complete (measured)"
-    assert not backup, "no backup heads (measured)"
-    if "organism-dropout" in backups:  # the twin, measured the same way: no backup heads either
-        assert backups["organism-dropout"]["backup heads"] == "none", "dropout did not make backup heads (measured)"
 
 # %% [markdown]
 # ## 8. The circuit
@@ -655,47 +685,56 @@ plt.show()
 # **What the organism does** (figures of the shipped organism over three prompt sets, each on its own
 # held-out template; table in section 10).
 #
-# * **Four S-suppression heads in layers 2–3** (L2H0, L3H0, L3H2, L3H6 on every prompt set) attend from END
-#   to S2 (0.76–1.00 of their attention) and push S down; they are the heads that write IO − S (the answer
-#   writers of section 6). The strongest, L3H6, carries 47–59% of the logit difference along its path to
-#   the logits, about half of it written by the head itself (MLPs frozen: 24–32%). They work like GPT-2's
-#   negative name movers, copy suppression (L3H6 has the model's largest negative copy score, 0.83; chance
-#   0.025), aimed at S; so they do the job of GPT-2's S-inhibition heads and of the name movers' choice in
-#   one step.
+# * **Three or four S-suppression heads in layers 2–3** (L2H4, L2H5 and L3H1 on every prompt set, L3H2 on two
+#   of the three) attend from END to S2 (0.69–0.99 of their attention) and push S down; they are the heads that
+#   write IO − S (the answer writers of section 6). The strongest, L2H5, carries 39–54% of the logit difference
+#   along its path to the logits, about half of it written by the head itself (MLPs frozen: 22–28%). They work
+#   like GPT-2's negative name movers, copy suppression (L3H1 and L2H5 have the model's largest negative copy
+#   scores, 0.62 and 0.60; chance 0.025), aimed at S; so they do the job of GPT-2's S-inhibition heads and of
+#   the name movers' choice in one step.
 # * **They find the final clause's subject, not a repeat and not the last name** (section 5.1). Their
-#   attention to the S2 slot hardly moves when the name there is new (ABC: no S-head loses more than 0.06
-#   of it); the logit difference goes with the repetition (11.7–12.2 → −0.06 to +0.15 over all held-out
+#   attention to the S2 slot hardly moves when the name there is new (ABC: no S-head loses more than 0.05
+#   of it); the logit difference goes with the repetition (9.9–11.2 → +0.01 to +0.35 over all held-out
 #   structures) because they then push down the new name instead of S; a third name after S2 gets at most
-#   0.02 of their attention, and IO stays the model's choice of the three on 99–100% of those prompts.
-# * **Upstream, no repetition detector.** Two layer-0 heads, L0H1 and L0H7, feed the S-heads' values on
-#   every prompt set. Both attend from S2 to S2 itself (0.91 or more), and neither has a duplicate-token or
-#   induction score above 0.005 on random tokens: they pass on *which name* sits at S2, not that it is a
-#   repeat. Their labels in the class table (S-inhibition, duplicate-token, previous-token: the largest of
-#   scores near zero) are not the paper's classes. Path patching finds no induction or duplicate-token head
-#   feeding the S-heads, though layer 1 is full of induction heads (the score table above).
-# * **One name mover, and it does not choose.** Knocking a head out lowers the IO logit by 3% or more for
-#   only two to four heads (L0H1 and L1H6 on every prompt set, joined by S-heads on two). The one that
-#   attends the names from END, L1H6 (an induction head on random tokens), copies the name it attends (OV
-#   copy score 1.00) and its knockout lowers the IO logit by 5–11%, but it gives IO and S1 the same
-#   attention (they differ by at most 0.006), and the largest preference for IO over S1 of any head in the
-#   model is 0.04–0.11 of its attention. The names reach END unsorted, and the choice is made by suppressing
-#   S. ABC patching cannot see L1H6, because it acts the same on ABC prompts.
-# * **Faithful in logit difference, not in the answer.** The circuit alone (7 or 8 of 32 heads, the rest
-#   mean-ablated) keeps 103–160% of the logit difference (the ablated heads, on balance, worked against it),
-#   but IO is its top-1 token on 62–80% of prompts, against 86–100% for the whole model. The ABC-found
-#   heads alone keep 100–169% of the logit difference and only 14–45% top-1: they push S down, but without
-#   L1H6, the one head that only the knockout finds, IO is rarely the top token; L1H6 adds 34–48 points. A
-#   logit-difference faithfulness score would call the ABC-found heads the whole circuit. Removing subsets
-#   from circuit and model hurts them differently (incompleteness up to 8–57% of F(M), depending on the
-#   prompt set), and every head is needed: removing the least needed one still changes the circuit's logit
-#   difference or its top-1 accuracy by 9–11%.
-# * **No backup, with or without dropout** (section 6). Knocking out the organism's four answer writers (its
-#   S-heads) takes the logit difference from 7.0–13.6 to between −1.5 and +0.1; the other heads make up
-#   0.3–5% of the DLA lost, and no single head's DLA rises by more than 0.10 logits, 0.5–1.9% of the DLA
-#   lost (a backup head would need 10%). The dropout twin, measured the same way on the same prompts (its
-#   figures are in the side-by-side table of section 6, read from the measured runs), has no backup head
-#   either: its other heads do not take over when its writers are knocked out. Seed 002's guess that
-#   dropout makes backup heads is not borne out at this size.
+#   0.007 of their attention, and IO stays the model's choice of the three on 99–100% of those prompts.
+# * **Upstream, no repetition detector.** Two layer-0 heads, L0H3 and L0H7, feed the S-heads' values on
+#   every prompt set (L0H3 the most). Both attend from S2 to S2 itself (0.95 or more), and neither has a
+#   duplicate-token or induction score above 0.001 on random tokens: they pass on *which name* sits at S2, not
+#   that it is a repeat. Their labels in the class table (previous-token for L0H3, the largest of scores near
+#   zero; S-inhibition for L0H7, which gives S2 about 0.2 of its attention from END) are not the paper's
+#   classes: they act through the S-heads' values at S2. Path patching finds no induction or duplicate-token
+#   head feeding the S-heads, though layer 1 is full of induction heads (the score table above).
+# * **Name movers that do not choose.** Knocking a head out lowers the IO logit by 3% or more for four to
+#   seven heads. Three or four of them on each prompt set, among L1H0, L1H2, L1H5 and L1H6 (all induction heads
+#   on random tokens), attend the names from END, copy the name they attend (OV copy scores 0.80–0.98), and
+#   their knockouts lower the IO logit by 3–12%; but each gives IO and S1 nearly the same attention (they differ
+#   by at most 0.06, either way), and the largest preference for IO over S1 of any head in the model is
+#   0.02–0.06 of its attention. The names reach END unsorted, and the choice is made by suppressing S. ABC
+#   patching cannot see these heads, because they act the same on ABC prompts. The class rule also calls L2H1
+#   a name mover on two prompt sets (its knockout lowers the IO logit by 4–8%), but it attends no name from
+#   END (0.00 to IO and to S1, so END→IO ≥ END→S2 holds at zero) and copies none (copy score 0.05): its
+#   knockout effect has no role this chapter can name, and section 7 finds the circuit does not need it.
+# * **Faithful in logit difference, less so in the answer.** The circuit alone (10 of 32 heads on every prompt
+#   set, the rest mean-ablated) keeps 93–100% of the logit difference, but IO is its top-1 token on 55–91% of
+#   prompts, against 83–98% for the whole model. The heads path patching finds alone keep 101–120% of the
+#   logit difference and only 3–13% top-1: they push S down, but without the name movers, which only the
+#   knockout finds, IO is rarely the top token; the heads the knockout adds bring 52–86 points back. A logit-difference
+#   faithfulness score would call the ABC-found heads the whole circuit. Removing subsets from circuit and
+#   model hurts them differently (incompleteness up to 7–13% of F(M), depending on the prompt set).
+# * **Not minimal.** Every head path patching finds is needed: removing the least needed of them changes the
+#   circuit's logit difference or its top-1 accuracy by 9–12%. The heads added by knockout are another matter:
+#   on the two prompt sets that include L2H1, removing it changes the circuit's logit difference by under 1%
+#   and its top-1 by at most one prompt in 64 (minimality 0.006–0.016); on the third, the least needed head,
+#   L1H5, still moves top-1 by 8%. The assert that every circuit head matters would now rest on a threshold of
+#   0.004, which tests nothing, so section 7 asserts it of the heads path patching found only.
+# * **No backup, and dropout makes less compensation, not more** (section 6). Knocking out the organism's
+#   answer writers (its S-heads) takes the logit difference from 9.7–10.2 to between −0.09 and +1.90; the other
+#   heads make up 0.7–4.0% of the DLA lost, and no single head's DLA rises by more than 0.30 logits, 1.8–5.1%
+#   of the DLA lost (a backup head would need 10%). The dropout twin, measured the same way on the same prompts,
+#   has no backup head either, and less compensation: without its answer writers its logit difference goes
+#   from 6.9–8.4 to between −0.37 and +0.71, its other heads' DLA falls in total, and its largest single rise
+#   (0.1–0.6% of the DLA lost) is about a tenth of the organism's. Seed 002's guess that dropout makes backup
+#   heads is not borne out at this size.
 #
 # ## 9. GPT-2 small (online only)
 #
@@ -762,16 +801,17 @@ pd.DataFrame([
      + (", ".join(f"{n} (S2→S2 {score_table.loc[n, 'S2→S2']:.2f}, duplicate-token "
                   f"{score_table.loc[n, 'dup-token (random)']:.2f}, "
                   f"induction {score_table.loc[n, 'induction (random)']:.2f})" for n in feeder_names) or "none")],
-    ["Backup name movers take over when name movers are knocked out", "10.10, 10.6, 10.2, 10.1, 11.2, 9.7, 9.0, 11.9",
-     "published", "; ".join(f"{k}: backup heads {b['backup heads']}, compensation {b['compensation']:.0%} of the "
-                            f"lost DLA (largest single rise {b['largest rise / DLA lost']:.1%}), logit diff "
-                            f"{b['clean logit diff']:.2f} -> {b['logit diff after knockout']:.2f}"
-                            for k, b in backups.items())],
+    ["Backup name movers take over when name movers are knocked out (seed 002: because of dropout?)",
+     "10.10, 10.6, 10.2, 10.1, 11.2, 9.7, 9.0, 11.9", "published",
+     "; ".join(f"{k}: backup heads {b['backup heads']}, compensation {b['compensation']:.1%} of the "
+               f"lost DLA (largest single rise {b['largest rise / DLA lost']:.1%}), logit diff "
+               f"{b['clean logit diff']:.2f} -> {b['logit diff after knockout']:.2f}" for k, b in backups.items())
+     + " (the same measurement on both; the twin was trained with dropout)" * ("organism-dropout" in backups)],
     ["The circuit uses the repetition (ABC removes the signal)", "ABC corruption: logit diff ≈ 0", "published",
      (f"logit diff: ABC {abc_eval['logit_diff']:+.2f} vs clean {clean_eval['logit_diff']:.2f} (IO {abc_delta_io:+.1f}, "
       f"S {abc_delta_s:+.1f}, the new name in the slot {abc_delta_d:+.1f}); {head_name(s_main)} END→S2 slot "
       f"{score['END→S2'][s_main].item():.2f} clean, {abc_attn_s2[s_main].item():.2f} ABC; third name after S2: "
-      f"IO − S {third_ld:.2f}, END→S2 {t_attn['S2'][s_main].item():.2f} vs "
+      f"IO − S {third_ld:.2f}, C − S {third_c_s:+.2f}, END→S2 {t_attn['S2'][s_main].item():.2f} vs "
       f"END→C {t_attn['C'][s_main].item():.2f}")],
     ["Faithfulness: the circuit alone keeps the logit difference", "87% (arXiv version)", "published",
      (f"{faithfulness:.0%} with {len(circuit_heads)} of {L * H} heads (top-1 {top1['F(C)']:.0%}, whole model "
@@ -779,21 +819,22 @@ pd.DataFrame([
       f"{top1['F(C_ABC)']:.0%}")],
     ["Completeness / minimality", "holds for the subsets K tried (greedy search)", "published",
      (f"max |F(C∖K) − F(M∖K)| = {crit['incompleteness / F(M)'].max():.0%} of F(M); smallest single-head "
-      f"minimality {single_drop:.2f}")],
+      f"minimality {single_drop:.3f} ({least}); of the heads path patching found, {pp_drop:.2f}")],
 ], columns=["claim", "source (Wang et al. 2022)", "GPT-2", "this book's model"])
 
 # %% [markdown]
 # **Where the organism differs from GPT-2, and why.** GPT-2 small sorts the names by attention: its
 # S-inhibition heads steer the name movers' queries away from S, and the name movers copy IO. The organism
-# has no such division of labour. Its name mover (L1H6) copies IO and S alike, and its S-heads write the
-# answer themselves by suppressing the name they attend, one step where GPT-2 takes two. GPT-2's
+# has no such division of labour. Its name movers (layer-1 induction heads) copy IO and S alike, and its
+# S-heads write the answer themselves by suppressing the name they attend, one step where GPT-2 takes two. GPT-2's
 # S-inhibition heads read a repetition that duplicate-token and induction heads compute; the organism's
 # S-heads read the name in the final clause's subject slot, and ABC shows that they do not check whether
 # it is a repeat (section 5.1). The likely reasons: four layers leave room for few compositions, and the
 # training grammar never separates the subject slot from the repeated name, so nothing rewarded detecting
-# the repeat. The rest of GPT-2's picture is absent too: negative name movers (one, L1H3, on one
-# prompt set of three), backup name movers (none, with or without dropout), and faithfulness in the
-# paper's sense: the organism's circuit keeps more than the whole logit difference but less of the answer.
+# the repeat. The rest of GPT-2's picture is absent too: negative name movers (none on any prompt set),
+# backup name movers (none, with or without dropout; the twin trained with dropout compensates less than the
+# organism, not more), and faithfulness in the paper's sense: the organism's circuit keeps the whole logit
+# difference but less of the answer.
 
 # %%
 # Run by scripts/measure.py (RECORD set): what the asserts and the tables of sections 6 and 10 rest on.
@@ -816,7 +857,8 @@ if RECORD:
         "max_io_pref": io_pref.max().item(),
         "faithfulness": faithfulness, "top1_model": top1["F(M)"], "top1_circuit": top1["F(C)"],
         "faith_abc": faith_abc, "top1_abc": top1["F(C_ABC)"], "top1_gain": top1["F(C)"] - top1["F(C_ABC)"],
-        "min_single_drop": single_drop, "max_incompleteness_rel": crit["incompleteness / F(M)"].max(),
+        "min_single_drop": single_drop, "min_single_drop_pp": pp_drop,
+        "max_incompleteness_rel": crit["incompleteness / F(M)"].max(),
         "third_ld": third_ld, "third_c_minus_s": third_c_s, "third_s_below_c": third_s_below_c,
         "third_abc_ld": rep_rows["third name after S2: ABC"][0],
         "third_io_top": rep_rows["third name after S2: clean"][3],
@@ -848,8 +890,8 @@ if RECORD:
                   "feeder_self_min",
                   "feeder_repeat_max", "mover_choice_max", "mover_names_min", "mover_knockout_max", "max_io_pref",
                   "faithfulness", "top1_model", "top1_circuit", "faith_abc", "top1_abc", "top1_gain",
-                  "min_single_drop", "max_incompleteness_rel", "third_ld", "third_c_minus_s", "third_s_below_c",
-                  "third_io_top",
+                  "min_single_drop", "min_single_drop_pp", "max_incompleteness_rel", "third_ld", "third_c_minus_s",
+                  "third_s_below_c", "third_io_top",
                   "third_abc_ld", "s_head_s2", "s_head_abc_s2", "s_head_third_s2", "s_head_third_c", "s_heads_s2_min",
                   "s_heads_s2_max", "s_heads_c_max", "s_heads_abc_min", "s_heads_abc_drop_max", "max_copy",
                   "max_neg_copy"]
@@ -857,7 +899,8 @@ if RECORD:
     measured.record(RECORD, values=run, tables={"runs": [{
         "seed": SEED, "template": TEMPLATE, **{k: run[k] for k in table_keys},
         "circuit": ", ".join(f"{head_name(h)} {c}" for h, (c, _) in circuit.items()),
-        "s_head": head_name(s_main), "name_movers": ", ".join(map(head_name, movers)) or "none",
+        "s_head": head_name(s_main), "least_needed": least,
+        "name_movers": ", ".join(map(head_name, movers)) or "none",
         "feeders": ", ".join(feeder_names) or "none",
         "movers": ours["knocked out (answer writers)"], "backup": ours["backup heads"],
         **({} if twins["dropout_"] is None else {"dropout_movers": twins["dropout_"]["knocked out (answer writers)"],

@@ -29,7 +29,7 @@
 # accuracy to **93.7%**.
 #
 # This chapter runs the same experiment on the book's organism, which solves Colored Objects at the end of
-# its training and only partly solves it at an intermediate checkpoint (`organism@step2725`, named in its
+# its training and only partly solves it at an intermediate checkpoint (`organism@step2669`, named in its
 # training log; about where GPT-2 medium stands). Both circuits are found by one answer-aware method with
 # the same thresholds; their overlap is compared with what two *random* head sets of the same sizes share;
 # each head's role comes from what it measurably does; and the repair is tried where the task is partly
@@ -131,17 +131,19 @@ if IS_ORGANISM:
 
 # %% [markdown]
 # The two tasks are learned at different times. The training log (held-out accuracy on 100 prompts of the
-# grammar's held-out phrasings: every 100 steps in phase 1, every 25 in the curriculum, every 50 in phase 2;
-# no checkpoint is re-evaluated here) shows IOI rising between steps 1,100 and 1,500 (0.58 → 0.95) of
-# phase 1 (steps 0–2,400, the mixture of tasks), while Colored Objects stays near chance throughout it
-# (0.20–0.44 on 100 prompts). Colored Objects forms in the curriculum that follows (steps 2,400–2,850,
-# shaded), which asks for the lookup in easier forms first (the color written before an earlier copy of the
-# object, asked at the object itself) and adds the full prompt at step 2,650. It stays at chance until step
-# 2,700, then goes from 0.49 at step 2,725 to 0.85 at 2,750 and 0.98 at 2,775: about fifty steps take it
-# from half right to solved. Phase 2 (steps 2,850–3,250, the mixture weighted towards Colored Objects)
-# keeps it there (0.99 at the end). The dotted line marks the partly-solved checkpoint, `organism@step2725`
-# (kept at the first evaluation where Colored Objects is partly solved on both held-out and training
-# prompts), where section 4 tries the repair.
+# grammar's held-out phrasings: every 100 steps in phase 1, every 25 in the curriculum, every 50 in phase 2,
+# and once at the partly-solved checkpoint; no checkpoint is re-evaluated here) shows IOI rising between
+# steps 1,200 and 1,600 (0.48 → 0.93) of phase 1 (steps 0–2,400, the mixture of tasks), while Colored
+# Objects stays near chance throughout it (0.24–0.45 on 100 prompts). Colored Objects forms in the
+# curriculum that follows (steps 2,400–2,850, shaded), which asks for the lookup in easier forms first (the
+# color written before an earlier copy of the object, asked at the object itself) and adds the full prompt
+# at step 2,650. It stays at chance until then (0.25–0.35 in the curriculum, 0.25 at step 2,650), then goes
+# from 0.48 at step 2,669 to 0.92 at 2,675 and 1.00 at 2,700: within 25 steps of the full prompt entering,
+# and in six steps from half right to nearly solved. Phase 2 (steps 2,850–3,250, the mixture weighted
+# towards Colored Objects) keeps it there (0.99 at the end). The dotted line marks the partly-solved
+# checkpoint, `organism@step2669`, where section 4 tries the repair: the jump happened between the
+# evaluations at steps 2,650 and 2,675, so training saved the step in between whose held-out accuracy is
+# nearest 50% (0.48 on held-out and on training prompts alike).
 
 # %%
 if IS_ORGANISM:
@@ -160,8 +162,9 @@ if IS_ORGANISM:
     ax.set_ylabel("held-out accuracy (training log)")
     ax.legend(fontsize=8)
     plt.show()
-    shown = (1000, 1100, 1200, 1500, p1_end, cur_end - 200, p_step - 25, p_step, p_step + 25, p_step + 50,
-             cur_end, int(curve.index.max())) if p_step else (1000, 1500, p1_end, cur_end, int(curve.index.max()))
+    steps = list(curve.index)  # the partly-solved step and the two evaluations on either side of it
+    near = steps[max(0, steps.index(p_step) - 2):steps.index(p_step) + 3] if p_step in steps else []
+    shown = (1000, 1200, 1300, 1400, 1500, 1600, p1_end, *near, cur_end, int(curve.index.max()))
     display(curve.loc[sorted({s for s in shown if s in curve.index})])
     before = curve[curve.index < (p_step or cur_end + 1)].groupby("phase", sort=False)["colored_objects"]
     print("Colored Objects in the log" + (f", before {PARTIAL}" if p_step else "") + ": "
@@ -266,6 +269,8 @@ rand = circuits.random_overlap(len(ioi_heads), len(co_heads), L * H, N_RANDOM, s
 rand_l = circuits.random_overlap_by_layer(ioi_heads, co_heads, L, H, N_RANDOM, seed=SEED) if ioi_heads and co_heads else None
 shared = sorted(set(ioi_heads) & set(co_heads))
 same_role = [h for h in shared if ioi_roles[h][0] == co_roles[h][0]]
+reused = [h for h in shared if ioi_roles[h][0] == "inhibition"]  # IOI inhibition heads in the Colored Objects circuit
+reused_query = co_to_query[[head_name(h) for h in reused]].mean() if reused else float("nan")
 overlap_table = pd.DataFrame(
     {"measured": [ov["of_a"], ov["jaccard"]], "random sets: expected": [rand["of_a"][0], rand["jaccard"][0]],
      "random: 2.5%": [rand["of_a"][1], rand["jaccard"][1]], "random: 97.5%": [rand["of_a"][2], rand["jaccard"][2]],
@@ -275,10 +280,15 @@ overlap_table = pd.DataFrame(
 display(overlap_table.round(3))
 print(f"shared heads: {', '.join(f'{head_name(h)} ({ioi_roles[h][0]} / {co_roles[h][0]})' for h in shared) or 'none'}; "
       f"same role in both tasks: {', '.join(map(head_name, same_role)) or 'none'}")
+print(f"IOI inhibition heads in the Colored Objects circuit: {', '.join(map(head_name, reused)) or 'none'}"
+      + (f"; there they attend from the answer position to the question's object ({reused_query:.2f} on average)"
+         if reused else ""))
 
 # %%
 if IS_ORGANISM:
-    assert ov["of_a"] - rand["of_a"][0] < M["EXCESS_MAX"], "the overlap is not far above that of random head sets"
+    assert len(reused) >= M["REUSED_MIN"], "IOI inhibition heads are in the Colored Objects circuit"
+    assert ov["of_a"] - rand["of_a"][0] > M["EXCESS_MIN"], "the overlap is above what random head sets share on average"
+    assert reused_query > M["REUSED_QUERY_MIN"], "there they attend from the answer position to the question's object"
 
 # %% [markdown]
 # The measured prompt sets (section 6, one row per set: another IOI template and other Colored Objects
@@ -287,33 +297,47 @@ if IS_ORGANISM:
 # %%
 runs = pd.DataFrame(M["runs"])
 display(runs.reindex(columns=["seed", "template", "n_ioi", "n_co", "overlap", "jaccard", "rand_mean", "rand_hi",
-                             "IOI circuit", "Colored Objects circuit"]))
+                             "rand_l_mean", "rand_l_hi", "IOI circuit", "Colored Objects circuit"]))
 
 # %% [markdown]
-# In the shipped organism (three prompt sets, section 6) the answer-aware search finds an IOI circuit of 6–7
-# heads with the same four inhibition heads in every set, L2H0, L3H0, L3H2 and L3H6: they attend from the end
-# to S2 (0.72–1.00) and patching each lowers the logit difference (by 13–58%). They sit in the last two
-# layers, and the circuit's one mover comes before them: L0H1, in layer 0, meets the mover rule (END → IO
-# 0.47–0.53, copying half the names). So they act on the answer themselves, as chapter 4's S-suppression
-# heads do, rather than by telling a later mover what not to copy. The circuit also holds L0H7 and, in one
-# set, an induction head (L1H3). The Colored Objects circuit is small (1–5
-# heads; L2H1 in every set) and has *no* mover and no inhibition head: none of its heads gives the three
-# colors together more than 0.10 of its attention from the answer position. They attend instead to the
-# question's object ("What color is the **cup**?"; 0.42–0.95 per head, 0.59–0.76 on average per set): the
-# color is looked up before the answer position, and these heads bring it there. The two circuits share no
-# head in any set, and the share of the IOI heads found in the Colored Objects circuit (0%) is at or below
-# what two random head sets of these sizes share (expected 3–16%, 95% of random pairs up to 14–50%): **in
-# this organism the answer-aware circuits give no evidence of reuse**. The paper's 78% was measured in
-# GPT-2 medium, with far more heads, where one circuit serves both tasks; the organism, trained on the two
-# tasks as separate grammars (and on Colored Objects with a curriculum of its own), solved them with
-# different heads.
+# In the shipped organism (three prompt sets, section 6) the answer-aware search finds an IOI circuit of 5–6
+# heads. Three inhibition heads are in it in every set, L2H4, L2H5 and L3H1, and L3H2 in two: they attend
+# from the end to S2 (0.68–0.99) and patching each lowers the logit difference (by 8–59%). The other two
+# heads are in layer 0 and meet no role rule: L0H3 (patching it costs 59–67% of the logit difference) and
+# L0H7 (0.20–0.24 of its attention on S2, under `ATT_MIN`). The circuit has no mover (no head gives IO more
+# than 0.01 of its attention from the end), so the inhibition heads act on the answer themselves, as chapter
+# 4's S-suppression heads do, rather than by telling a later mover what not to copy.
+#
+# The Colored Objects circuit is small (2–4 heads), and in every set it holds **two of those IOI inhibition
+# heads, L2H4 and L2H5** (in one set also L0H3, which is in every IOI circuit, and an induction head, L1H2).
+# It has no mover and no inhibition head: none of its heads gives the colors any measurable attention from
+# the answer position (0.00 in the table above). L2H4 and L2H5 attend instead to the question's object
+# ("What color is the **cup**?"; 0.88–0.98 per head), and patching them lowers the metric by 19–36%. So
+# the share of the IOI heads found in the Colored Objects circuit is 33–60% (2 of 6 heads; 3 of 5 in one
+# set), against 6–12% expected of random head sets of the same sizes and 8–15% of random sets with as many
+# heads in each layer (asserted: above the random expectation by more than a measured floor). It is not far
+# into the random baseline's tail, though: above its 97.5% quantile in one set (60% against 40%) and *equal*
+# to it in the other two (33%). There the Colored Objects circuit is just L2H4 and L2H5, and two heads
+# drawn at random both land in a 6-head circuit in 15 of the 496 possible pairs (3%); with the heads drawn
+# layer by layer (two of layer 2's eight heads against two others) 1 draw in 28 does so. What makes the
+# case is that the same two heads come back in every set (asserted), not the size of one overlap.
+#
+# **The heads are reused, their role is not.** In IOI, L2H4 and L2H5 are inhibition heads; in Colored
+# Objects the rule of section 2 calls them *other*: they look at neither the answer nor the rivals (asserted:
+# they attend to the question's object). Their attention has something in common across the tasks, since
+# S2 and the question's object are both the second mention of a repeated word, but in IOI that word is
+# the wrong answer and in Colored Objects it is the key to the right one. The paper found about 78% of
+# GPT-2 medium's in-circuit heads shared, with movers and inhibition heads keeping their roles; the
+# organism shares fewer heads (33–60% of its IOI circuit) and gives them another job. (The organism this book
+# shipped before, trained without the random words in its IOI texts, shared no head between the two
+# circuits in any prompt set; which change brought the reuse is not established.)
 
 # %% [markdown]
 # ## 4. The repair at the partly-solved checkpoint
 #
 # Merullo et al. steered four inhibition heads of GPT-2 medium to attend to the wrong colors and lifted
 # Colored Objects from 49.6% to 93.7%. The final organism already solves the task, so the repair runs at
-# the checkpoint where it is partly solved (`PARTIAL`; here `organism@step2725`, from the training log).
+# the checkpoint where it is partly solved (`PARTIAL`; here `organism@step2669`, from the training log).
 # The steered heads are that checkpoint's **IOI inhibition heads** by the rule of section 2 (every head, on
 # IOI prompts: END → S2 at least `ATT_MIN` and patching its output lowers IOI's metric), the `N_INTERVENE`
 # whose patching lowers it most. Their attention row at the answer position is mixed with a uniform row on
@@ -341,6 +365,15 @@ print(f"{PARTIAL}: steered heads " + (", ".join(
     f"Colored Objects: END→wrong colors {p_co_table.loc[head_name(h), 'END→rival']:.2f}, in {MODEL} "
     f"{f_co_table.loc[head_name(h), 'END→rival']:.2f})" for h in inhibitors)
     or "none (no head meets the inhibition rule)"))
+# the IOI inhibition heads of the final Colored Objects circuit (section 3): where they look from the answer
+# position here and in the final model, on the same held-out prompts
+to_query_at = {m_name: circuits.attention_table(m, enc.tokens, {"q": (enc.end, enc.positions["QUERY"])})["q"]
+               for m_name, m, enc in [(PARTIAL, partial, p_co_enc), (MODEL, model, co_enc)]}
+reused_query_partial, reused_query_final = (to_query_at[k][[head_name(h) for h in reused]].mean() if reused
+                                            else float("nan") for k in (PARTIAL, MODEL))
+print("attention from the answer position to the question's object: "
+      + ("; ".join(f"{head_name(h)} {to_query_at[PARTIAL][head_name(h)]:.2f} at {PARTIAL}, "
+                   f"{to_query_at[MODEL][head_name(h)]:.2f} in {MODEL}" for h in reused) or "no head to follow"))
 
 
 # control heads: as many heads of the same layers, none of them an inhibition head, drawn at random
@@ -402,26 +435,31 @@ if IS_ORGANISM:
     assert hurt > M["HURT_MIN"], "pointing the same heads at the asked-about color hurts"
 
 # %% [markdown]
-# **What the organism shows** (three prompt sets, section 6). At `organism@step2725` the steered heads are
-# L3H6, L2H0 and L3H0 in every set, with L3H2 (two sets) or L2H1 (one): the final organism's IOI inhibition
-# heads are already there half-way through the Colored Objects curriculum (END → S2 0.58–0.99, the four
-# heads' mean per set). In Colored Objects they hardly look at the colors (0.03 of their attention on the
-# two wrong colors, on average, in every set), as the paper's diagnosis says. The calibration prompts pick
-# α = 1 in every set, and top-1 accuracy rises from 51–52% to 80–90% (+28 to +39 points; the low end of the
-# paired 95% interval is +23 to +33 points, asserted), not far from the paper's 49.6% → 93.7%.
+# **What the organism shows** (three prompt sets, section 6). At `organism@step2669` the steered heads are
+# L2H5, L3H1 and L2H4 in every set, with L3H2 (two sets) or L0H7 (one): but for L0H7, the final organism's
+# IOI inhibition heads, already there when Colored Objects is half solved (END → S2 0.55–0.95, the four
+# heads' mean per set). In Colored Objects they hardly look at the colors (0.002–0.004 of their attention on
+# the two wrong colors, on average, in every set), as the paper's diagnosis says. The calibration prompts
+# pick α = 1 in every set, and top-1 accuracy rises from 41–46% to 73–82% (+30 to +36 points; the low end of
+# the paired 95% interval is +24 to +30 points, asserted), most of the way to the paper's 49.6% → 93.7%.
 # Restricted-choice and top-1 accuracy are the same here: at this checkpoint the first word is always a
 # listed color. The gain belongs to these heads: as many other heads of the same layers, steered the same
-# way, leave top-1 about where it was (43–53%), 34–47 points below the inhibition heads (the paired
-# interval's low end +28 to +41 points, asserted). Pointed at the asked-about color instead, the inhibition
-# heads cut the restricted-choice accuracy from about 51% to 4–10% (asserted): their output pushes down
-# whatever they attend to, as it pushes down S in IOI. So the paper's repair carries over: half-way to
-# solving Colored Objects, the organism has IOI heads the task could use, aimed at the wrong place.
+# way, leave top-1 near where it was (34–51%, against 41–46% unsteered), 26–39 points below the inhibition
+# heads (the paired interval's low end +19 to +33 points, asserted). Pointed at the asked-about color
+# instead, the inhibition heads cut the restricted-choice accuracy from 41–46% to about 4% (asserted): their
+# output pushes down whatever they attend to, as it pushes down S in IOI. So the paper's repair carries
+# over: half-way to solving Colored Objects, the organism has IOI heads the task could use, aimed at the
+# wrong place.
 #
-# Training did not take that route, though. The final organism's Colored Objects circuit contains none of
-# these heads, and they give the two wrong colors only 0.12–0.14 of their attention there (mean of the
-# steered heads per set); it solved the task with heads that bring the answer from the question's object
-# (section 3). The paper's second observation, later mover heads re-aiming when the inhibition heads are
-# steered, is not measured in this chapter: the organism has no color-mover heads to watch (no head of its
+# Training used two of the same heads, but not the repair's way. The final organism's Colored Objects
+# circuit is built on L2H4 and L2H5, both steered here (section 3), yet in the final model the steered
+# heads still give the two wrong colors almost nothing (0.002–0.004, their mean per set). What training
+# changed is where L2H4 and L2H5 look from the answer position: at the question's object, 0.14–0.16 (L2H4)
+# and 0.40–0.43 (L2H5) of their attention at step 2,669, 0.97–0.98 and 0.88–0.89 in the final model (printed
+# above, on the held-out prompts). The repair turns the inhibition heads against the wrong colors; training
+# turned two of them onto the object the question asks about (what they write from there is not measured
+# in this chapter). The paper's second observation, later mover heads re-aiming when the inhibition heads
+# are steered, is not measured either: the organism has no color-mover heads to watch (no head of its
 # Colored Objects circuit attends from the answer position to the colors).
 
 # %% [markdown]
@@ -449,7 +487,11 @@ print(gpt2_summary)
 # Measured thresholds (the asserts above) come from `scripts/measure.py`, which runs this notebook on
 # several prompt sets of the shipped organism (SEED:TEMPLATE 0:0, 1:1, 2:2; `python scripts/measure.py 05`
 # writes `book/measured/ch05.json`). `overlap`: share of the IOI heads in the Colored Objects circuit;
-# `rand_mean`/`rand_hi`: the random baseline's expected value and 97.5% quantile; `gain`/`gain_lo`: the
+# `rand_mean`/`rand_hi`: the random baseline's expected value and 97.5% quantile (`rand_l_mean`/`rand_l_hi`:
+# layer-matched); `excess`: `overlap` minus `rand_mean`; `reused`: the IOI inhibition heads in the Colored
+# Objects circuit, and `reused_query` their mean attention from the answer to the question's object (the
+# circuit-search prompts; `reused_query_partial`/`reused_query_final`: on the held-out prompts, at the
+# partly-solved checkpoint and in the final model); `gain`/`gain_lo`: the
 # repair's top-1 change at the partly-solved checkpoint and the low end of its paired 95% interval;
 # `top1_others`, `vs_others`/`vs_others_lo`: top-1 with the control heads steered instead, and the
 # inhibition heads' advantage over them; `answer_listed`: restricted-choice accuracy with the inhibition heads
@@ -473,11 +515,16 @@ pd.DataFrame([
      (f"{ov['of_a']:.0%} of the IOI heads are in the Colored Objects circuit ({ov['shared']} of {len(ioi_heads)}; "
       f"Jaccard {ov['jaccard']:.0%}); random sets of the same sizes: {rand['of_a'][0]:.0%} "
       f"(95%: {rand['of_a'][1]:.0%}–{rand['of_a'][2]:.0%})"
-      + (f", in the same layers: {rand_l['of_a'][0]:.0%}" if rand_l else "") + f"; measured sets: {M.span('overlap', '{:.0%}')} "
-      f"(random: {M.span('rand_mean', '{:.0%}')})")],
+      + (f", in the same layers: {rand_l['of_a'][0]:.0%} (97.5%: {rand_l['of_a'][2]:.0%})" if rand_l else "")
+      + f"; measured sets: {M.span('overlap', '{:.0%}')} (random: {M.span('rand_mean', '{:.0%}')} expected, "
+      f"{M.span('rand_hi', '{:.0%}')} at the 97.5% quantile; layer-matched: {M.span('rand_l_mean', '{:.0%}')} "
+      f"expected)")],
     ["Shared heads keep their role", "mover and inhibition heads reused", "published",
      (f"{len(same_role)} of {len(shared)} shared heads have the same role ("
-      + ", ".join(f"{head_name(h)} {ioi_roles[h][0]} / {co_roles[h][0]}" for h in shared) + ")") if shared
+      + ", ".join(f"{head_name(h)} {ioi_roles[h][0]} / {co_roles[h][0]}" for h in shared) + ")"
+      + (f"; the IOI inhibition heads among them ({', '.join(map(head_name, reused))}) attend from the answer to "
+         f"the question's object in Colored Objects ({reused_query:.2f}; measured sets: "
+         f"{M.span('reused_query')}), not to the colors" if reused else "")) if shared
      else "no head is shared, so no role to compare; the Colored Objects heads attend from the answer to the "
           f"question's object ({co_to_query.mean():.2f} on average), not to the colors" if len(co_to_query)
      else "no head is shared"],
@@ -501,7 +548,10 @@ if RECORD:
         "co_acc": co_acc, "co_top1": co_top1_acc, "ioi_acc": ioi_eval["accuracy"], "n_ioi": len(ioi_heads),
         "n_co": len(co_heads), "overlap": ov["of_a"], "jaccard": ov["jaccard"], "rand_mean": rand["of_a"][0],
         "rand_hi": rand["of_a"][2], "rand_jaccard": rand["jaccard"][0], "excess": ov["of_a"] - rand["of_a"][0],
-        "shared": len(shared), "same_role": len(same_role), "alpha": ALPHA,
+        "rand_l_mean": rand_l["of_a"][0] if rand_l else float("nan"),
+        "rand_l_hi": rand_l["of_a"][2] if rand_l else float("nan"),
+        "shared": len(shared), "same_role": len(same_role), "reused": len(reused), "reused_query": reused_query,
+        "reused_query_partial": reused_query_partial, "reused_query_final": reused_query_final, "alpha": ALPHA,
         "top1_before": interv.loc[NONE, "top-1"], "top1_after": interv.loc[STEERED, "top-1"], "gain": gain,
         "gain_lo": gain_lo, "gain_hi": gain_hi, "listed_before": interv.loc[NONE, "restricted-choice"],
         "listed_after": interv.loc[STEERED, "restricted-choice"], "top1_others": interv.loc[OTHERS, "top-1"],
@@ -510,9 +560,10 @@ if RECORD:
         "co_to_query": co_to_query.mean() if len(co_to_query) else float("nan"),
     }
     table_keys = ["co_acc", "co_top1", "ioi_acc", "n_ioi", "n_co", "overlap", "jaccard", "rand_mean", "rand_hi",
-                  "rand_jaccard", "alpha", "top1_before", "top1_after", "gain", "gain_lo", "gain_hi",
-                  "listed_before", "listed_after", "top1_others", "vs_others", "vs_others_lo", "answer_listed",
-                  "rival_ioi", "rival_co", "rival_co_final", "co_to_query"]
+                  "rand_jaccard", "rand_l_mean", "rand_l_hi", "excess", "reused", "reused_query",
+                  "reused_query_partial", "reused_query_final", "alpha", "top1_before", "top1_after", "gain",
+                  "gain_lo", "gain_hi", "listed_before", "listed_after", "top1_others", "vs_others", "vs_others_lo",
+                  "answer_listed", "rival_ioi", "rival_co", "rival_co_final", "co_to_query"]
     measured.record(RECORD, values=run, tables={"runs": [{
         "seed": SEED, "template": TEMPLATE, **{k: run[k] for k in table_keys},
         "steered": ", ".join(map(head_name, inhibitors)), "control heads": ", ".join(map(head_name, control_heads)),

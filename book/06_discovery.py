@@ -29,8 +29,8 @@
 # This chapter runs all of them on one graph type and scores them first where the circuit is **known by
 # construction**: two models whose weights are set by hand (a toy induction model and a planted
 # three-step IOI-like circuit with an MLP, both among distractor heads). Then it runs them on the organism's
-# IOI circuit, compares them with each other and with the circuit chapter 4 traced by path patching, tests
-# a high-level IOI algorithm by interchange interventions, and counts what each method costs.
+# IOI circuit, compares them with each other and with the circuit path patching finds (chapter 4's search),
+# tests a high-level IOI algorithm by interchange interventions, and counts what each method costs.
 
 # %%
 # On Colab: fetch the book and install what Colab lacks (Colab's own torch is kept). Elsewhere: nothing.
@@ -51,6 +51,8 @@ N_PROMPTS = 32       # prompts per batch
 TAU = 0.02           # ACDC, EAP, EAP-IG, edge patching: an edge matters if it moves the metric ≥ TAU x the gap
 IFR_TAU = 0.04       # information flow routes: an edge matters if its proximity share is ≥ this
 IG_STEPS = 5         # EAP-IG: points on the line from corrupted to clean embeddings
+PP_MIN = 0.10        # path patching (chapter 4's search): a head's path must move ≥ this fraction of the metric
+PP_DEPTH = 3         # ... levels of that backwards search, as in chapter 4
 NOISE = 0.01         # planted models: N(0, NOISE^2) added to every weight
 RECORD = ""          # set by scripts/measure.py: the last cell writes this run's measurements there
 
@@ -63,7 +65,7 @@ import torch
 from IPython.display import display
 
 import helpers
-from helpers import circuits, measured, patching, plots, tasks
+from helpers import circuits, loading, measured, patching, plots, tasks
 from helpers.circuits import EdgeModel, planted, scoring
 from helpers.circuits import abstraction as ca
 from helpers.patching import Site
@@ -322,11 +324,10 @@ pair.round(2)
 # differ from single-edge patching even where its circuit agrees.
 #
 # Over the three prompt sets (section 6), EAP ranks the organism's edges almost as edge patching does
-# (Spearman 0.93–0.95; EAP-IG 0.87–0.91; ACDC's pruned-graph scores 0.50–0.66), and 91–100% of the top-k
-# edges of ACDC, EAP and EAP-IG have an exact effect ≥ τ, against 14–30% of the routes' (Spearman
-# 0.26–0.32). The organism is kinder to the first-order estimate than the planted circuit is. Why was not
-# tested here; a guess: the clean-vs-ABC difference reaches the S-heads mostly as the value of the token
-# at S2, a linear path, where every step of the planted circuit is a switch.
+# (Spearman 0.91–0.94; EAP-IG 0.86–0.92; ACDC's pruned-graph scores 0.50–0.53). Every one of the top-k
+# edges of ACDC and of EAP-IG has an exact effect ≥ τ, and 70–96% of EAP's, against 15% of the routes'
+# (Spearman 0.21–0.26). A high rank correlation over 591 edges, most of them near zero, does not make
+# every estimate good: section 3.2 shows the one that matters most.
 #
 # ### 3.2 Faithfulness, completeness, minimality
 #
@@ -354,25 +355,54 @@ crit_table = pd.DataFrame(crit_rows).set_index("method")
 crit_table.round(3)
 
 # %% [markdown]
+# The edge whose removal alone moves the metric most (edge patching), what EAP and EAP-IG estimate for it,
+# and EAP's circuit with that edge added:
+
+# %%
+top = int(ref.argmax())
+top_edge = "→".join(g.edges[top])
+top_est = {n: org[n].scores[top].item() / ref[top].item() for n in ("EAP", "EAP-IG")}  # estimate / exact
+eap_plus_top = org["EAP"].keep.clone()
+eap_plus_top[top] = True
+with torch.no_grad():
+    eap_faith_plus_top = metric(em.run(enc.tokens, eap_plus_top.float()[None], mean_corr, enc.end)).item() / F_M
+print(f"strongest edge {top_edge}: removing it alone moves the metric by {ref[top].item() / abs(org_gap):.2f} of the "
+      f"gap; EAP estimates {top_est['EAP']:.2f} of that, EAP-IG {top_est['EAP-IG']:.2f}. "
+      f"In EAP's circuit: {'yes' if org['EAP'].keep[top] else 'no'}; EAP's circuit with it: edge faithfulness "
+      f"{eap_faith_plus_top:.2f} (as found: {crit_table.loc['EAP', 'edge faithfulness']:.2f})")
+
+# %% [markdown]
 # Where the methods disagree, the interventions side with the patching methods. The routes' circuit, built
 # without a counterfactual, keeps edges that carry a lot of the residual stream but little of the task:
-# alone it keeps none of the logit difference (edge faithfulness −0.11 to 0.08 over the three prompt
-# sets), and few of its top edges have an exact effect ≥ τ (section 3.1). The circuits built from the
-# intervention or its estimate agree: edge faithfulness 0.92–1.69 for ACDC, 0.90–1.67 for EAP and
-# 0.94–1.68 for EAP-IG (edge patching's own circuit: 0.93–1.69). Unlike its ranking of the planted
-# circuit, EAP's circuit on the organism is as faithful as ACDC's, so EAP-IG has nothing to add here.
-# Faithfulness above 1 is the third prompt set (template 2), where the model's clean-minus-ABC logit
-# difference is smallest (5.8, against 12.9–14.2 on the others): the edges left out, mean-ablated, had
-# pushed against the answer, so the circuit alone does better than the model, and at head level
-# removing a circuit head from the circuit and from the model differ by up to 0.65 of F(M) (the largest
-# incompleteness; 0.06–0.19 on the other two). The asserts check ACDC's, EAP's and the routes' circuits
-# over three prompt sets (ranges in section 6).
+# alone it keeps almost none of the logit difference (edge faithfulness 0.03–0.14 over the three prompt
+# sets), and few of its top edges have an exact effect ≥ τ (section 3.1). ACDC's and EAP-IG's circuits
+# agree with edge patching's: edge faithfulness 1.01–1.19 for ACDC and 1.02–1.21 for EAP-IG (edge
+# patching's own circuit: 1.02–1.18). EAP's circuit keeps 0.91 and 1.04 on the first two prompt sets and 0.38 on the
+# third, and the reason is one edge. On every prompt set the strongest edge is embed→L0H3, into the
+# layer-0 head whose output the S-heads read through their values (section 3.3): cutting it alone moves
+# the metric by 0.63–0.67 of the gap. EAP's first-order estimate of it is 0.43–0.44 of that on the first
+# two prompt sets, still far above τ, and 0.001 on the third, so there EAP's circuit leaves the edge out
+# and L0H3 reads the embeddings' mean over the ABC prompts; with that one edge added, EAP's circuit keeps
+# 0.83. What the edge carries under ABC, another name at S2, is no small change, and the slope at the
+# clean run does not say what it does: EAP-IG, which averages the gradient from the ABC to the clean
+# input, estimates 0.90–0.93 of the effect on all three. It is the planted circuit's lesson (section 2.1)
+# on a trained network, met here on one template in three.
+#
+# Faithfulness above 1 (these three circuits, on every prompt set): the edges left out, mean-ablated, had
+# pushed against the answer, so the circuit alone does better than the model. At head level, removing a circuit head from the
+# circuit and from the model differ by up to 0.14 of F(M) on the first two prompt sets and 0.39 on the
+# third (ACDC's incompleteness). The asserts check ACDC's and EAP-IG's circuits, EAP's shortfall against
+# EAP-IG's estimate on the strongest edge, and the routes' circuit, over three prompt sets (ranges in
+# section 6). EAP's own faithfulness is no longer asserted: on the organism before its last retraining
+# it was 0.90 or more on every prompt set, and that assert fails on the third prompt set now.
 
 # %%
 faith = crit_table["edge faithfulness"]
 if IS_ORGANISM:
     assert faith["ACDC"] >= M["ACDC_FAITH_MIN"], "ACDC's circuit alone keeps most of the logit difference"
-    assert faith["EAP"] >= M["EAP_FAITH_MIN"], "so does EAP's, on the organism (not on the planted circuit)"
+    assert faith["EAP-IG"] >= M["IG_FAITH_MIN"], "so does EAP-IG's, on every prompt set"
+    assert top_est["EAP"] <= M["EAP_TOP_EST_MAX"] and top_est["EAP-IG"] >= M["IG_TOP_EST_MIN"], \
+        "EAP's first-order estimate of the strongest edge falls far short of its effect; EAP-IG's comes close"
     assert faith["routes"] <= M["ROUTES_FAITH_MAX"], "the routes' circuit alone keeps little of it"
 
 # %% [markdown]
@@ -384,39 +414,82 @@ plots.edge_graph(g.nodes, H, {e: "found" for i, e in enumerate(g.edges) if org["
 plt.show()
 
 # %% [markdown]
-# ### 3.3 Against chapter 4's circuit
+# ### 3.3 Against path patching, the search chapter 4 runs by hand
 #
-# Chapter 4 traced the organism's IOI circuit by path patching, head by head, and named the heads' roles.
-# Its circuit for the same template and prompt seed (64 prompts there, 32 here) is read from
-# `book/measured/ch04.json`, beside the heads the ACDC circuit passes through:
+# Chapter 4 traced the organism's IOI circuit by path patching, head by head: each head's path to the
+# logits, then each earlier head's path into those heads' queries, keys and values, recursively
+# (`circuits.find_circuit`, the search chapters 4 and 5 share). Here that search runs on this page's
+# prompts and corruption, with chapter 4's thresholds (`PP_MIN` of the clean metric, `PP_DEPTH` levels),
+# beside the heads the ACDC circuit passes through. Chapter 4 also adds heads found by knockout and names
+# the heads' roles; those are read from `book/measured/ch04.json`, but only if chapter 4 was measured on
+# these very weights (the file records their checksum): a retrained organism has other heads under the
+# same names.
 
 # %%
-M4 = measured.load("ch04")
-ch04_run = next((r for r in M4["runs"] if r.get("seed") == SEED and r.get("template") == TEMPLATE), None)
-ch04_roles = {}  # head -> role, chapter 4's circuit on this prompt set
-if ch04_run and ch04_run.get("circuit") and IS_ORGANISM:  # "L2H0 S-suppression, L0H1 duplicate-token, ..."
-    ch04_roles = {item.split(" ", 1)[0]: (item.split(" ", 1) + ["—"])[1] for item in ch04_run["circuit"].split(", ")}
+t0 = time.perf_counter()
+pp = circuits.find_circuit(model, enc.tokens, enc.corrupted, metric, enc.end, PP_MIN, PP_MIN, depth=PP_DEPTH)
+pp_s = time.perf_counter() - t0
+pp_heads = [circuits.head_name(h) for h in pp.heads]
+pp_why = {circuits.head_name(h): f"to the logits {pp.direct_effect[h].item():+.2f}" for h in pp.direct_heads}
+for f in pp.feeders.itertuples():  # the strongest path of each feeder (rows sorted by level, then change)
+    pp_why.setdefault(f.sender, f"into {f.receivers} ({f.input}) {f.change:+.2f}")
 acdc_heads = [circuits.head_name(h) for h in g.heads_of(org["ACDC"].keep)]
-acdc_has_ch04 = sum(h in acdc_heads for h in ch04_roles) / max(len(ch04_roles), 1)
-print(f"ACDC keeps {sum(h in acdc_heads for h in ch04_roles)} of chapter 4's {len(ch04_roles)} heads "
-      f"and {len(set(acdc_heads) - set(ch04_roles))} others" if ch04_roles else
-      "chapter 4 measured no circuit for this model and prompt set")
-missed = {h: ref[g.outgoing(h)].max().item() / abs(org_gap) for h in ch04_roles if h not in acdc_heads}
-for h, v in missed.items():
-    print(f"{h}, not kept: its largest single-edge effect (edge patching) is {v:.2%} of the gap; τ is {TAU:.0%}")
-pd.DataFrame([{"head": h, "chapter 4 (path patching)": ch04_roles.get(h, "—"),
+acdc_has_pp = sum(h in acdc_heads for h in pp_heads) / max(len(pp_heads), 1)
+pp_missed = {h: ref[g.outgoing(h)].max().item() / abs(org_gap) for h in pp_heads if h not in acdc_heads}
+print(f"path patching ({pp_s:.0f} s): {len(pp_heads)} heads; ACDC keeps {sum(h in acdc_heads for h in pp_heads)} "
+      f"of them and {len(set(acdc_heads) - set(pp_heads))} others")
+for h, v in pp_missed.items():
+    print(f"{h}, not kept by ACDC: its largest single-edge effect (edge patching) is {v:.2%} of the gap; τ is {TAU:.0%}")
+for h in (h for h in acdc_heads if h not in pp_heads):
+    feeds = pp.feed_table[pp.feed_table.sender == h].change.abs()
+    print(f"{h}, kept by ACDC only: its path to the logits moves {pp.direct_effect[circuits.parse_head(h)].item():+.2f} "
+          f"of the clean metric, its strongest path into a circuit head {feeds.max() if len(feeds) else 0:.2f}; "
+          f"PP_MIN is {PP_MIN:.2f}")
+
+M4 = measured.load("ch04")
+kind, where = loading.resolve(MODEL)
+this_sha = loading.sha256_file(os.path.join(where, "model.safetensors")) if kind == "local" else None
+ch04_sha = M4.data.get("provenance", {}).get("model", {}).get("sha256")
+ch04_run = next((r for r in M4["runs"] if r.get("seed") == SEED and r.get("template") == TEMPLATE), None)
+ch04_roles = {}  # head -> role, chapter 4's circuit on this prompt set and these weights
+if IS_ORGANISM and this_sha is not None and this_sha == ch04_sha and ch04_run and ch04_run.get("circuit"):
+    ch04_roles = {item.split(" ", 1)[0]: (item.split(" ", 1) + ["—"])[1] for item in ch04_run["circuit"].split(", ")}
+    print(f"chapter 4's circuit: ACDC keeps {sum(h in acdc_heads for h in ch04_roles)} of its {len(ch04_roles)} heads")
+elif IS_ORGANISM:
+    print(f"chapter 4 was measured on other weights (model.safetensors sha256 {str(ch04_sha)[:12]}, these "
+          f"{str(this_sha)[:12]}): its circuit is not compared (run scripts/measure.py 04, then 06)")
+acdc_has_ch04 = sum(h in acdc_heads for h in ch04_roles) / len(ch04_roles) if ch04_roles else None
+ch04_missed = {h: ref[g.outgoing(h)].max().item() / abs(org_gap) for h in ch04_roles if h not in acdc_heads}
+if ch04_missed:
+    print("chapter 4's heads not kept by ACDC, largest single-edge effect (edge patching) / gap:",
+          ", ".join(f"{h} {v:.2%}" for h, v in ch04_missed.items()))
+pd.DataFrame([{"head": h, "path patching (change / clean metric)": pp_why.get(h, "—"),
+               **({"chapter 4's role": ch04_roles.get(h, "—")} if ch04_roles else {}),
                "in the ACDC circuit": "yes" if h in acdc_heads else "no"}
-              for h in sorted(set(ch04_roles) | set(acdc_heads))]).set_index("head")
+              for h in sorted(set(pp_heads) | set(acdc_heads) | set(ch04_roles))]).set_index("head")
 
 # %% [markdown]
-# Over the three prompt sets, ACDC keeps the heads chapter 4 found but one: the four heads that suppress S
-# at END (L2H0, L3H0, L3H2, L3H6) and the layer-0 heads L0H1 and L0H7 on every prompt set, and on the third
-# also L1H3 (chapter 4's negative name mover) and L1H6. On the first two, L1H6 is missing, and no edge of it
-# moves the logit difference by even 0.1% of the gap under edge patching either. Chapter 4 found it by
-# knockout, as a name mover that brings the names to END; such a head acts alike on the ABC prompts, so
-# replacing its output by its output on an ABC prompt, which is what ACDC does, changes nothing. ACDC adds
-# L2H1 on two prompt sets and L1H4, L1H7 on the third.
-# This comparison reads another chapter's measurement, so it is shown, not asserted.
+# On every prompt set path patching finds the S-heads at the logits (L2H4, L2H5, L3H1, and L3H2 on two
+# of the three) and the two layer-0 heads that feed their values (L0H3, L0H7), and the ACDC circuit holds
+# every one of them (asserted below). On the first prompt set ACDC also keeps L3H2, whose path to the
+# logits moves 0.09 of the clean metric there, just under `PP_MIN`. The automatic search and the one by
+# hand find one circuit.
+#
+# Chapter 4's circuit is larger: ten heads on each prompt set, the heads path patching finds here plus
+# four or five heads of layers 1 and 2 (L1H0, L1H2, L1H5, with L1H6 or L2H1 or both) that it adds because
+# mean-ablating them lowers the IO logit, and names name movers. ACDC keeps none of these, so it holds
+# 50–60% of chapter 4's heads. Edge patching agrees with ACDC: the strongest single edge out of any of
+# them moves the logit difference by 0.5% and 0.7% of the gap on the first two prompt sets (τ is 2%) and
+# 2.4% on the third (L1H5, which edge patching's own circuit keeps there), just over τ; ACDC, measuring
+# against the graph it has already pruned, drops it. A head that moves names to END whether or not one of
+# them is repeated acts alike on the ABC prompts, so giving it its ABC output, which is what ACDC and path
+# patching both do, changes little; only ablation sees it. The comparison with chapter 4 reads another
+# chapter's measurement (ranges in section 6), so it is shown, not asserted; the one with path patching,
+# run here, is asserted.
+
+# %%
+if IS_ORGANISM:
+    assert acdc_has_pp >= M["ACDC_HAS_PP_MIN"], "ACDC's circuit holds the heads path patching finds"
 
 # %% [markdown]
 # ## 4. Causal abstraction: the IOI algorithm as a high-level model
@@ -461,14 +534,16 @@ iia_table.round(2)
 
 # %% [markdown]
 # The two variables come apart. Patching the S-heads' outputs at END from the I-source makes the organism
-# inhibit the base's IO and answer S, as the high-level model predicts: on 84–100% of the prompts over the
-# three prompt sets (the S-heads are L2H0, L3H0, L3H2 and L3H6 on every set, with L2H1 on two and L1H3 on
-# one). So does the residual stream at S2 in the first layers (which at layer 0 is little more than the S2
-# token itself: a check, not a finding). The R-intervention works on no alignment tried: swapping which
-# *slot* holds the repeated name, with the same name at S2, flips no prompt at all on two prompt sets, and
-# on the third at best 31% above the unpatched share, on the circuit's other heads (L0H1, L0H7, L1H4, L1H6,
-# L1H7), which carry 25% of the I-intervention there too: the order of the names, not the slot alone.
-# That is a minority, far below what the I-variable reaches on the S-heads. The organism's S-heads look up
+# inhibit the base's IO and answer S, as the high-level model predicts, on every prompt of all three
+# prompt sets (the S-heads are L2H4, L2H5, L3H1 and L3H2 on each). So does the residual stream at S2 after
+# layers 0 and 1 (97–100%; at layer 0 it is little more than the S2 token itself: a check, not a
+# finding), and after layer 2, which only the layer-3 S-heads still read, on 22–44%. The circuit's other
+# heads (L0H3, L0H7) at END carry none of it. The R-intervention moves at most one prompt in 32 on any
+# alignment on two prompt sets. On the third, patching the residual stream at the two introduced names
+# after layer 0 makes 41% of the prompts answer S (38% above the unpatched share), but that is the same
+# intervention under the I-source, where it scores the same 41%: the two sources agree up to S2 and
+# attention only looks back, so at the names they are one and the same. What flips those prompts is the
+# order of the names on that template, not the slot of the repeated one. The organism's S-heads look up
 # the repeated *name* at S2 and suppress it (chapter 4); a high-level model with the slot variable R is
 # not an abstraction of this network, one with I alone is. (In GPT-2 small, Wang et al. found that
 # S-inhibition heads move position information too; that is the R variable.)
@@ -487,17 +562,39 @@ if IS_ORGANISM:
 #
 # Passes are batched forward (and backward) passes; rows are prompts × variants run through them. On the
 # organism, one thread of the 2-core CPU. Wall times depend on what else runs on the machine: the ranges
-# in section 6 were measured while a training job used the other core; a busier machine multiplies them.
-# Over the three prompt sets EAP was 15–19 times faster than edge patching on the organism's 591 edges,
-# and ACDC took 2–3 s, far inside the bar of 2 minutes.
+# in section 6 were measured while a training job used the other core; a busier machine multiplies them,
+# and the shortest times most (a measurement of the same weights with more jobs on the machine gave EAP
+# 9–16 times edge patching's speed in wall time, this one 12–25). So the speed assert compares CPU time,
+# the best of three runs of each method in this process, which other jobs on the machine barely change:
+# over the three prompt sets EAP (0.17–0.19 s) was 16–24 times faster than edge patching (3.0–4.0 s) on
+# the organism's 591 edges, and the floor `EAP_SPEEDUP_MIN` is half the slowest of them. CPU time is
+# steadier than wall time, not immune to load (the cores share caches and memory): this is the one assert
+# of the chapter that a busy machine could still fail. ACDC took 1.2–1.7 s, far inside the bar of 2
+# minutes (path patching's head-level search in section 3.3: about 5 s). The rows columns, which no load
+# changes, are the firmest measure of cost.
 
 # %%
+def cpu_seconds(fn, repeat: int = 3) -> float:
+    """The best of `repeat` runs of fn in this process's CPU time, which other jobs on the machine barely change."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - t0)
+    return best
+
+
+corr_org = em.outputs(enc.corrupted)
+cpu_s = {"edge patching": cpu_seconds(lambda: circuits.edge_patching(em, enc.tokens, corr_org, metric, enc.end, tau_org)),
+         "EAP": cpu_seconds(lambda: circuits.eap(em, enc.tokens, enc.corrupted, metric, enc.end, tau_org))}
 cost = pd.DataFrame([{"method": n, "batched passes": r.passes, "rows forward": r.rows_forward,
-                      "rows backward": r.rows_backward, "seconds": r.seconds,
+                      "rows backward": r.rows_backward, "seconds": r.seconds, "CPU seconds (best of 3)": cpu_s.get(n),
                       "edges scored / s": len(g.edges) / max(r.seconds, 1e-9)} for n, r in org.items()]).set_index("method")
-eap_speedup = org["edge patching"].seconds / org["EAP"].seconds
+eap_speedup = cpu_s["edge patching"] / cpu_s["EAP"]
+eap_speedup_wall = org["edge patching"].seconds / org["EAP"].seconds
 eap_rho = scoring.spearman(org["EAP"].scores, ref)
-print(f"EAP vs edge activation patching on {len(g.edges)} edges: {eap_speedup:.0f}x faster, Spearman {eap_rho:.3f}")
+print(f"EAP vs edge activation patching on {len(g.edges)} edges: {eap_speedup:.0f}x faster in CPU time "
+      f"({eap_speedup_wall:.0f}x in wall time, once), Spearman {eap_rho:.3f}")
 cost.round(2)
 
 # %%
@@ -524,8 +621,8 @@ pd.DataFrame(M.thresholds()).set_index("threshold")
 
 # %%
 pd.set_option("display.max_colwidth", None)
-
-
+ch04_cmp = ("chapter 4's circuit: not measured on these weights" if M.span("acdc_has_ch04") == "(not measured)"
+            else f"{M.span('acdc_has_ch04', '{:.0%}')} of chapter 4's heads")
 pd.DataFrame([
     ["ACDC recovers the circuit found by hand",
      "seed 002; Conmy et al. 2023",
@@ -533,19 +630,21 @@ pd.DataFrame([
       "all found by hand before"),
      (f"planted models: AUROC {M.span('acdc_auc_ind')} / {M.span('acdc_auc_planted')}, exactly the circuit at τ; "
       f"organism: {M.span('acdc_edges', '{:.0f}')} edges, edge faithfulness {M.span('acdc_edge_faith')}, "
-      f"{M.span('acdc_has_ch04', '{:.0%}')} of chapter 4's heads, {M.span('acdc_seconds', '{:.1f}')} s")],
+      f"{M.span('acdc_has_pp', '{:.0%}')} of the heads path patching finds on the same prompts ({ch04_cmp}), "
+      f"{M.span('acdc_seconds', '{:.1f}')} s")],
     ["EAP (2 forward + 1 backward passes for all edges) recovers circuits as well as ACDC",
      "seed 002; Syed et al. 2023",
      "GPT-2 small: a higher AUC than ACDC's, averaged over their tasks",
      (f"not where the circuit's steps saturate: AUROC {M.span('eap_auc_ind')} / {M.span('eap_auc_planted')} on the "
-      f"planted models; on the organism it ranks edges as patching does (Spearman {M.span('eap_rho')}), "
-      f"its circuit's faithfulness is {M.span('eap_edge_faith')}, and it runs {M.span('eap_speedup', '{:.1f}')}x "
-      "faster than edge patching")],
+      f"planted models; on the organism it ranks edges as patching does (Spearman {M.span('eap_rho')}), but "
+      f"estimates {M.span('eap_top_est')} of the strongest edge's effect, and its circuit's faithfulness is "
+      f"{M.span('eap_edge_faith')}; {M.span('eap_speedup', '{:.0f}')}x faster than edge patching (CPU time)")],
     ["EAP-IG finds more faithful circuits than EAP",
      "Hanna et al. 2024",
      "GPT-2 small: more faithful circuits than EAP's, at similar overlap with the hand-found ones",
      (f"on the planted circuit: AUROC {M.span('ig_auc_planted')}, {M.span('ig_gain_planted')} above EAP; on the "
-      f"organism no gain: faithfulness {M.span('ig_edge_faith')} against EAP's {M.span('eap_edge_faith')}")],
+      f"organism: faithfulness {M.span('ig_edge_faith')} against EAP's {M.span('eap_edge_faith')}, the strongest "
+      f"edge estimated at {M.span('ig_top_est')} of its effect")],
     ["Information flow routes find the circuit in one forward pass, with no counterfactual",
      "seed 002; Ferrando & Voita 2024",
      "shown on Llama 2, not GPT-2: about 100x faster than patching",
@@ -564,12 +663,16 @@ pd.DataFrame([
 
 # %% [markdown]
 # What differs, and why. Where the answer is known by construction, the methods rank as the papers say:
-# the patching methods recover the circuits, EAP-IG gains on EAP. On the organism EAP is as good as the
-# patching methods and EAP-IG adds nothing: the organism's IOI circuit is kinder to a first-order estimate
-# than the hand-set switches are. The slot variable R, which GPT-2 small's S-inhibition heads carry, is not
-# carried by the organism: its S-heads find the repeated name itself. The routes do not recover task
-# circuits here; Ferrando & Voita use them on Llama 2 on single predictions, where no counterfactual is
-# at hand, and this page's node-level graph pools every position a head reads.
+# the patching methods recover the circuits, EAP-IG gains on EAP. On the organism, ACDC, edge patching and
+# EAP-IG find the circuit that path patching finds by hand, and EAP ranks the edges as patching does but
+# misjudges the strongest one, a new name at S2 entering a layer-0 head: by more than half on two prompt
+# sets, entirely on the third, where its circuit then keeps 38% of the logit difference and EAP-IG's all
+# of it. The planted circuit's lesson holds on a trained network, less often. The heads chapter 4 adds by
+# knockout act alike on the ABC prompts, and no method here that patches from a counterfactual sees them.
+# The slot variable R, which GPT-2 small's S-inhibition heads carry, is not carried by the organism: its
+# S-heads find the repeated name itself. The routes do not recover task circuits here; Ferrando & Voita
+# use them on Llama 2 on single predictions, where no counterfactual is at hand, and this page's node-
+# level graph pools every position a head reads.
 #
 # What to reach for: **ACDC** when the circuit must be right and a minute is affordable; **edge patching**
 # to check any other method's top edges; **EAP** for a first ranking at scale, checked by patching where
@@ -581,7 +684,9 @@ pd.DataFrame([
 # Run by scripts/measure.py (RECORD set): what the asserts and the tables rest on. Otherwise nothing.
 if RECORD:
     short = {"edge patching": "patch", "ACDC": "acdc", "EAP": "eap", "EAP-IG": "ig", "routes": "routes"}
-    run = {"acdc_seconds": acdc_s, "acdc_edges": org["ACDC"].n_kept, "eap_speedup": eap_speedup, "eap_rho": eap_rho,
+    run = {"acdc_seconds": acdc_s, "acdc_edges": org["ACDC"].n_kept, "eap_speedup": eap_speedup,
+           "eap_speedup_wall": eap_speedup_wall, "patch_cpu_seconds": cpu_s["edge patching"],
+           "eap_cpu_seconds": cpu_s["EAP"], "eap_rho": eap_rho,
            "iia_I_sheads": iia_I_sheads, "iia_R_best": iia_R_best, "org_gap": org_gap,
            "ig_gain_planted": auc["planted IOI", "EAP-IG"] - auc["planted IOI", "EAP"],
            "routes_auc_max": max(auc["toy induction", "routes"], auc["planted IOI", "routes"]),
@@ -589,7 +694,11 @@ if RECORD:
            "routes_own_share_ind": route_top["toy induction"][3],
            "routes_top_share_planted": route_top["planted IOI"][1],
            "routes_own_share_planted": route_top["planted IOI"][3],
-           "acdc_has_ch04": acdc_has_ch04, "ch04_missed_effect": max(missed.values(), default=0.0),
+           "acdc_has_pp": acdc_has_pp, "pp_missed_effect": max(pp_missed.values(), default=0.0), "pp_seconds": pp_s,
+           "acdc_has_ch04": acdc_has_ch04,
+           "ch04_missed_effect": max(ch04_missed.values(), default=0.0) if ch04_roles else None,
+           "top_exact": ref[top].item() / abs(org_gap), "eap_top_est": top_est["EAP"], "ig_top_est": top_est["EAP-IG"],
+           "eap_faith_plus_top": eap_faith_plus_top,
            "acdc_incompleteness": crit_table.loc["ACDC", "incompleteness"],
            "iia_I_others": iia["I"]["other circuit heads"] - iia["I"]["no intervention"],
            "iia_R_others": iia_R_gain["other circuit heads"]}
@@ -608,7 +717,12 @@ if RECORD:
                                                           "s_heads": ", ".join(map(circuits.head_name, s_heads)),
                                                           "iia_R_best_at": (max(iia_R_gain, key=iia_R_gain.get)
                                                                             if iia_R_best > 0 else "—"),
-                                                          "ch04_not_in_acdc": ", ".join(h for h in ch04_roles
-                                                                                        if h not in acdc_heads),
+                                                          "pp_heads": ", ".join(pp_heads),
+                                                          "acdc_not_pp": ", ".join(h for h in acdc_heads
+                                                                                   if h not in pp_heads),
+                                                          "ch04_not_in_acdc": (", ".join(h for h in ch04_roles
+                                                                                         if h not in acdc_heads)
+                                                                               if ch04_roles else None),
+                                                          "top_edge": top_edge,
                                                           "routes_top_ind": route_top["toy induction"][0],
                                                           "routes_top_planted": route_top["planted IOI"][0]}]})

@@ -109,7 +109,7 @@ def checkpoint_tags(include_final: bool = True) -> list[str]:
 
 
 def partial_checkpoint() -> str:
-    """The organism's checkpoint where Colored Objects is partly solved, e.g. ``"organism@step2725"``.
+    """The organism's checkpoint where Colored Objects is partly solved, e.g. ``"organism@step2669"``.
 
     Training keeps it automatically (``helpers.organism.train.PARTIAL``) and names it in the training log's
     ``partial_checkpoint``; a retrain may place it at another step, so chapters read it from there.

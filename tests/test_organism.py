@@ -154,3 +154,39 @@ def test_card_rule_of_and_by_order(organism):
         rule_of("join=saw")
     acc = by_order(organism, {"join": "met"}, n=40, seed=3)
     assert set(acc) == {"ABBA", "BABA"} and all(0.0 <= v <= 1.0 for v in acc.values())
+
+
+def test_partial_checkpoint_search_saves_a_step_between_evaluations_and_restores_the_weights(tmp_path, monkeypatch):
+    """Colored Objects can jump past the partly-solved window between two evaluations: the kept weights of the
+    steps in between are searched, the one nearest 50% is saved and logged, and training resumes unchanged."""
+    import importlib
+
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    train_mod = importlib.import_module("helpers.organism.train")
+
+    tok = build_tokenizer()
+    cfg = GPT2Config(vocab_size=len(tok), n_layer=1, n_head=2, n_embd=16, n_inner=32, n_positions=128,
+                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    cfg._attn_implementation = "eager"
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(cfg)
+    model.tokenizer = tok
+    log = {"loss": [], "eval": [{"step": 10}], "heads": [{"step": 10}], "partial_checkpoint": None}
+    run = train_mod._Run(model, tok, tmp_path, log, train_mod.HeadProbe(tok, n=4), (), False, 1.0)
+    snaps = []
+    for step in (3, 4, 5):  # three "steps" with other weights
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.01 * torch.randn_like(p))
+        snaps.append((step, {k: v.detach().clone() for k, v in model.state_dict().items()}))
+    now = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    monkeypatch.setattr(train_mod, "PARTIAL", (1.01, 1.01))  # no step inside the window: nothing is kept
+    run.partial_between(snaps)
+    assert log["partial_checkpoint"] is None and not (tmp_path / "checkpoints").exists()
+    monkeypatch.setattr(train_mod, "PARTIAL", (0.0, 1.0))  # every step inside: the one nearest 50% is kept
+    run.partial_between(snaps)
+    step = int(log["partial_checkpoint"].removeprefix("step"))
+    assert step in (3, 4, 5) and (tmp_path / "checkpoints" / f"step{step}" / "model.safetensors").exists()
+    assert [r["step"] for r in log["eval"]] == sorted([10, step]) and len(log["heads"]) == 2
+    assert all(torch.equal(v, now[k]) for k, v in model.state_dict().items()), "the training's weights are restored"
